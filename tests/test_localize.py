@@ -1,0 +1,136 @@
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats as sps
+
+from tl_localize import Contrast, LocalizeError, Localization, localize
+from tl_localize.activations import pooled_activations
+from tl_localize.localize import resolve_top, select_top
+
+POS = [f"the {w} sat on a mat" for w in ["cat", "dog", "owl", "fox", "hen", "ram", "cow", "elk"]]
+NEG = [f"zq{w}x vbk qqp" for w in ["ab", "cd", "ef", "gh", "ij", "kl", "mn", "op"]]
+CONTRAST = Contrast("toy", {"words": POS, "junk": NEG}, "words", "junk", pooling="mean")
+
+
+def test_t_values_match_scipy_on_stored_activations(tiny):
+    loc = localize(tiny, CONTRAST, top=10, progress=False)
+    hooks = [f"blocks.{layer}.hook_resid_post" for layer in range(3)]
+    pos = pooled_activations(tiny, POS, hooks, pooling="mean", batch_size=1)
+    neg = pooled_activations(tiny, NEG, hooks, pooling="mean", batch_size=1)
+    a = torch.stack([pos[h] for h in hooks], 1).abs().double().numpy()
+    b = torch.stack([neg[h] for h in hooks], 1).abs().double().numpy()
+    ref = sps.ttest_ind(a, b, axis=0, equal_var=False)
+    np.testing.assert_allclose(loc.stats["t"].numpy(), ref.statistic, rtol=1e-4, atol=1e-4)
+    top10 = np.argsort(-ref.statistic.reshape(-1))[:10]
+    assert set(loc.units.mask.reshape(-1).nonzero().flatten().tolist()) == set(top10.tolist())
+    frame = loc.to_frame()
+    assert len(frame) == 3 * 32 and frame["selected"].sum() == 10
+    assert {"t", "p", "q", "d", "mean_words", "mean_junk", "magnitude"} <= set(frame.columns)
+    assert (frame["q"] >= frame["p"] - 1e-12).all()
+
+
+def test_signed_and_per_layer(tiny):
+    loc = localize(tiny, CONTRAST, top=0.1, absolute=False, selection="per_layer", progress=False)
+    assert loc.units.per_layer()["count"].tolist() == [3, 3, 3]
+    assert loc.config.absolute is False
+    diff = loc.stats["mean_words"] - loc.stats["mean_junk"]
+    assert (torch.sign(loc.stats["t"]) == torch.sign(diff)).all()
+
+
+def test_mlp_site(tiny):
+    loc = localize(tiny, CONTRAST, site="mlp_post", top=5, progress=False)
+    assert loc.units.mask.shape == (3, 64) and len(loc.units) == 5
+    assert loc.units.site == "mlp_post"
+
+
+def test_resolve_top():
+    assert resolve_top(0.01, 17280) == 172
+    assert resolve_top("1%", 17280) == 172
+    assert resolve_top("172", 17280) == 172
+    assert resolve_top(5, 10) == 5
+    for bad, message in [
+        (0, "between 1 and 10"),
+        (11, "between 1 and 10"),
+        (-0.5, r"not a fraction in \(0, 1\]"),
+        (1.5, r"not a fraction in \(0, 1\]"),
+        (0.001, "selects none"),
+        ("lots", "Cannot read top"),
+    ]:
+        with pytest.raises(LocalizeError, match=message):
+            resolve_top(bad, 10)
+
+
+def test_select_top_ignores_nan():
+    scores = torch.tensor([[float("nan"), 1.0], [3.0, 2.0]])
+    assert select_top(scores, 2).tolist() == [[False, False], [True, True]]
+
+
+def test_bad_arguments_fail_before_running(tiny):
+    with pytest.raises(LocalizeError, match="Unknown site 'neurons'"):
+        localize(tiny, CONTRAST, site="neurons", progress=False)
+    with pytest.raises(LocalizeError, match="between 1 and 96"):
+        localize(tiny, CONTRAST, top=97, progress=False)
+    with pytest.raises(LocalizeError, match="Preset 'alkhamissi2025' fixes"):
+        localize(tiny, CONTRAST, preset="alkhamissi2025", site="mlp_post", progress=False)
+    with pytest.raises(LocalizeError, match="Unknown preset"):
+        localize(tiny, CONTRAST, preset="paper", progress=False)
+    with pytest.raises(LocalizeError, match="No built-in contrast"):
+        localize(tiny, "vision", progress=False)
+
+
+def test_identical_conditions_warn_that_nothing_is_selective(tiny):
+    with pytest.warns(UserWarning, match="same texts"):
+        same = Contrast("same", {"a": POS, "b": list(POS)}, "a", "b")
+    with pytest.warns(UserWarning, match="nothing is selective"):
+        localize(tiny, same, top=3, progress=False)
+
+
+def test_preset_settings(tiny):
+    loc = localize(tiny, CONTRAST, preset="alkhamissi2025", top=4, progress=False)
+    assert loc.config.truncate == 12 and loc.config.batch_size == 1
+    assert loc.config.pooling == "last" and loc.record["contrast"]["pooling"] == "last"
+
+
+def test_save_and_load_folder(tiny, tmp_path):
+    loc = localize(tiny, CONTRAST, top=6, progress=False)
+    out = loc.save(tmp_path / "loc")
+    assert {p.name for p in out.iterdir()} == {
+        "record.json",
+        "stats.safetensors",
+        "units.safetensors",
+        "units.csv",
+        "layers.png",
+    }
+    record = json.loads((out / "record.json").read_text())
+    assert record["contrast"]["hash"] == CONTRAST.hash
+    assert record["config"]["top"] == 6 and "torch" in record["versions"]
+    back = Localization.load(out, tiny)
+    assert back.units == loc.units
+    torch.testing.assert_close(back.stats["t"], loc.stats["t"])
+    with pytest.raises(LocalizeError, match="already exists.*force=True"):
+        loc.save(out)
+    loc.save(out, force=True)
+
+
+def test_interrupted_save_leaves_no_folder(tiny, tmp_path, monkeypatch):
+    loc = localize(tiny, CONTRAST, top=6, progress=False)
+
+    def broken_plot():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loc, "plot", broken_plot)
+    with pytest.raises(KeyboardInterrupt):
+        loc.save(tmp_path / "loc")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plot_returns_a_figure(tiny):
+    loc = localize(tiny, CONTRAST, top=6, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fig = loc.plot()
+    assert len(fig.axes) == 2
+    assert "6 of 96" in fig.axes[0].get_title()

@@ -1,0 +1,254 @@
+"""Batched, padded, attention-mask-aware forward passes that pool activations at hooks.
+
+Texts are tokenized with the model's own tokenizer, sorted by length (less padding), padded
+on the right with an attention mask, and run through the model with one forward hook per
+requested hook name. Each hook pools over the real tokens of each text (``last`` token or
+``mean``) and hands the pooled ``[batch, width]`` tensor on; the pass is stopped right after
+the last hook needed, so later blocks and the unembedding are never computed.
+
+:func:`accumulate_moments` streams these pooled activations into per-unit running moments
+per condition, so memory does not grow with the number of stimuli.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+from tqdm.auto import tqdm
+from transformer_lens.model_bridge.exceptions import StopAtLayerException
+
+from .contrast import POOLINGS
+from .errors import LocalizeError
+from .models import hf_tokenizer
+from .stats import Moments
+
+__all__ = [
+    "TokenBatch",
+    "accumulate_moments",
+    "iter_pooled",
+    "pooled_activations",
+    "token_batches",
+    "tokenize",
+]
+
+
+@dataclass
+class TokenBatch:
+    """Right-padded token ids of some texts; ``index`` are their positions in the input."""
+
+    input_ids: Int[Tensor, "batch pos"]
+    attention_mask: Int[Tensor, "batch pos"]
+    index: Int[Tensor, " batch"]
+
+
+def tokenize(
+    model: Any,
+    texts: Sequence[str],
+    *,
+    truncate: int | None = None,
+    prepend_bos: bool | None = None,
+) -> list[list[int]]:
+    """Token ids of each text, with the model's own tokenizer.
+
+    ``prepend_bos=None`` keeps what the tokenizer does by default (SmolLM2 adds no BOS);
+    ``True``/``False`` force a BOS token in or out. ``truncate`` keeps the first N tokens
+    (BOS included), as ``tokenizer(text, truncation=True, max_length=N)`` does. A text
+    longer than the model's context raises :class:`LocalizeError`.
+    """
+    tokenizer = hf_tokenizer(model)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise LocalizeError(f"Text {i} is a {type(text).__name__}, not a string: {text!r}.")
+    kwargs: dict[str, Any] = {}
+    if truncate is not None:
+        if truncate < 1:
+            raise LocalizeError(f"truncate must be a positive number of tokens, got {truncate}.")
+        kwargs = {"truncation": True, "max_length": truncate}
+    ids = tokenizer(list(texts), **kwargs)["input_ids"]
+    bos = tokenizer.bos_token_id
+    if prepend_bos is not None and bos is None:
+        raise LocalizeError(
+            "prepend_bos was requested but the tokenizer has no BOS token; pass prepend_bos=None."
+        )
+    if prepend_bos:
+        ids = [seq if seq[:1] == [bos] else [bos, *seq] for seq in ids]
+        if truncate is not None:
+            ids = [seq[:truncate] for seq in ids]
+    elif prepend_bos is False:
+        ids = [seq[1:] if seq[:1] == [bos] else seq for seq in ids]
+    n_ctx = int(model.cfg.n_ctx)
+    for i, seq in enumerate(ids):
+        if not seq:
+            raise LocalizeError(f"Text {i} ({texts[i]!r}) tokenizes to no tokens.")
+        if len(seq) > n_ctx:
+            raise LocalizeError(
+                f"Text {i} is {len(seq)} tokens long, longer than the model's context "
+                f"({n_ctx}). Shorten it or pass truncate={n_ctx} to keep the first tokens."
+            )
+    return ids
+
+
+def token_batches(
+    model: Any,
+    texts: Sequence[str],
+    *,
+    batch_size: int = 32,
+    truncate: int | None = None,
+    prepend_bos: bool | None = None,
+) -> list[TokenBatch]:
+    """Tokenize, sort by length, and cut into right-padded batches."""
+    if batch_size < 1:
+        raise LocalizeError(f"batch_size must be at least 1, got {batch_size}.")
+    ids = tokenize(model, texts, truncate=truncate, prepend_bos=prepend_bos)
+    pad = hf_tokenizer(model).pad_token_id
+    if pad is None and batch_size > 1:
+        raise LocalizeError(
+            "The tokenizer has no pad token, so texts cannot be batched. Padding is masked, "
+            "so any token works: set tokenizer.pad_token = tokenizer.eos_token (on "
+            "model.tokenizer, and on model.hf_tokenizer if present), or pass batch_size=1."
+        )
+    order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), i))
+    batches = []
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        width = max(len(ids[i]) for i in chunk)
+        input_ids = torch.full((len(chunk), width), pad if pad is not None else 0)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, i in enumerate(chunk):
+            input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
+            mask[row, : len(ids[i])] = 1
+        batches.append(TokenBatch(input_ids, mask, torch.tensor(chunk)))
+    return batches
+
+
+def _pool(
+    acts: Float[Tensor, "batch pos ..."], mask: Int[Tensor, "batch pos"], pooling: str
+) -> Float[Tensor, "batch width"]:
+    acts = acts.reshape(acts.shape[0], acts.shape[1], -1)
+    if pooling == "last":
+        last = mask.sum(1) - 1
+        return acts[torch.arange(acts.shape[0]), last]
+    weights = mask.to(acts.dtype).unsqueeze(-1)
+    return (acts * weights).sum(1) / weights.sum(1)
+
+
+def run_pooled(
+    model: Any,
+    batch: TokenBatch,
+    hook_names: Sequence[str],
+    pooling: str,
+    fwd_hooks: Sequence[tuple[str, Any]] = (),
+) -> dict[str, Float[Tensor, "batch width"]]:
+    """One forward pass; pooled activations at each hook, stopping after the last one.
+
+    ``fwd_hooks`` are extra hooks (for example an ablation) active during the pass.
+    """
+    if pooling not in POOLINGS:
+        raise LocalizeError(f"Unknown pooling {pooling!r}; use one of {POOLINGS}.")
+    pooled: dict[str, Tensor] = {}
+    remaining = set(hook_names)
+
+    def make_hook(name: str) -> Any:
+        def hook(acts: Tensor, hook: Any) -> None:
+            pooled[name] = _pool(acts.detach(), batch.attention_mask, pooling)
+            remaining.discard(name)
+            if not remaining:
+                raise StopAtLayerException(acts)
+
+        return hook
+
+    hooks = [*fwd_hooks, *((name, make_hook(name)) for name in hook_names)]
+    with torch.no_grad():
+        model.run_with_hooks(batch.input_ids, attention_mask=batch.attention_mask, fwd_hooks=hooks)
+    return pooled
+
+
+def iter_pooled(
+    model: Any,
+    texts: Sequence[str],
+    hook_names: Sequence[str],
+    *,
+    pooling: str = "last",
+    batch_size: int = 32,
+    truncate: int | None = None,
+    prepend_bos: bool | None = None,
+    fwd_hooks: Sequence[tuple[str, Any]] = (),
+    progress: bool = False,
+    desc: str = "forward",
+) -> Iterator[tuple[Int[Tensor, " batch"], dict[str, Float[Tensor, "batch width"]]]]:
+    """Yield ``(index, {hook_name: pooled})`` batch by batch (texts sorted by length)."""
+    unknown = [name for name in hook_names if name not in model.hook_dict]
+    if unknown:
+        raise LocalizeError(
+            f"Unknown hook name {unknown[0]!r}. Hook names look like "
+            "'blocks.3.hook_resid_post'; model.hook_dict lists them all."
+        )
+    batches = token_batches(
+        model, texts, batch_size=batch_size, truncate=truncate, prepend_bos=prepend_bos
+    )
+    for batch in tqdm(batches, desc=desc, disable=not progress, leave=False):
+        yield batch.index, run_pooled(model, batch, hook_names, pooling, fwd_hooks)
+
+
+def pooled_activations(
+    model: Any, texts: Sequence[str], hook_names: Sequence[str], **kwargs: Any
+) -> dict[str, Float[Tensor, "n width"]]:
+    """Pooled activations of every text at each hook, in input order (holds them all)."""
+    out: dict[str, Tensor] = {}
+    for index, pooled in iter_pooled(model, texts, hook_names, **kwargs):
+        for name, acts in pooled.items():
+            if name not in out:
+                out[name] = torch.empty((len(texts), acts.shape[-1]), dtype=acts.dtype)
+            out[name][index] = acts
+    return out
+
+
+@dataclass
+class ConditionMoments:
+    """Running moments of one condition's pooled activations, ``[n_layers, width]``."""
+
+    raw: Moments
+    absolute: Moments
+
+
+def accumulate_moments(
+    model: Any,
+    texts: Sequence[str],
+    hook_names: Sequence[str],
+    *,
+    pooling: str = "last",
+    batch_size: int = 32,
+    truncate: int | None = None,
+    prepend_bos: bool | None = None,
+    progress: bool = False,
+    desc: str = "forward",
+) -> ConditionMoments:
+    """Stream the texts through the model; keep moments of the activations and of |activations|.
+
+    Units are stacked as ``[len(hook_names), width]``; memory is independent of ``len(texts)``.
+    """
+    raw = absolute = None
+    for _, pooled in iter_pooled(
+        model,
+        texts,
+        hook_names,
+        pooling=pooling,
+        batch_size=batch_size,
+        truncate=truncate,
+        prepend_bos=prepend_bos,
+        progress=progress,
+        desc=desc,
+    ):
+        stacked = torch.stack([pooled[name] for name in hook_names], dim=1)
+        if raw is None or absolute is None:
+            raw = Moments.zeros(tuple(stacked.shape[1:]))
+            absolute = Moments.zeros(tuple(stacked.shape[1:]))
+        raw.update(stacked)
+        absolute.update(stacked.abs())
+    assert raw is not None and absolute is not None
+    return ConditionMoments(raw, absolute)

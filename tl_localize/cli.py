@@ -1,0 +1,135 @@
+"""Command line: ``tl-localize localize ...``.
+
+Every command writes a results folder that says how it was made (``record.json``) and is
+written under a temporary name, then renamed, so an interrupted run never leaves a folder
+that looks complete. An existing folder is replaced only with ``--force``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from .contrast import Contrast
+from .errors import LocalizeError
+from .localize import PRESETS, localize
+from .models import load_model
+from .sites import SITES
+
+__all__ = ["main"]
+
+
+def _contrast(args: argparse.Namespace) -> Contrast:
+    spec = args.contrast
+    path = Path(spec)
+    if path.is_dir():
+        return Contrast.from_evlab_csv(path)
+    if path.suffix == ".csv":
+        if not (args.positive and args.negative):
+            raise LocalizeError(
+                f"--contrast {spec} is a CSV: also give --positive and --negative (values of "
+                f"its --condition-column, default {args.condition_column!r})."
+            )
+        return Contrast.from_csv(
+            path,
+            text=args.text_column,
+            condition=args.condition_column,
+            positive=args.positive,
+            negative=args.negative,
+            pooling=args.pooling or "mean",
+        )
+    return Contrast.builtin(spec)
+
+
+def _cmd_localize(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise LocalizeError(f"{out} already exists; pass --force to replace it.")
+    contrast = _contrast(args)
+    start = time.perf_counter()
+    model = load_model(args.model)
+    load_s = time.perf_counter() - start
+    loc = localize(
+        model,
+        contrast,
+        site=args.site,
+        top=args.top,
+        pooling=args.pooling,
+        selection=args.selection,
+        preset=args.preset,
+        batch_size=args.batch_size,
+        truncate=args.truncate,
+        absolute=False if args.signed else None,
+        progress=not args.quiet,
+    )
+    loc.record["timings"]["load_model_s"] = load_s
+    loc.record["command"] = shlex.join(["tl-localize", *args.argv])
+    loc.save(out, force=args.force)
+    per_layer = loc.units.per_layer()
+    busiest = per_layer.sort_values("count", ascending=False).head(5)
+    print(f"{loc!r}")
+    print(
+        "layers with most units: "
+        + ", ".join(f"{r.layer} ({r.count})" for r in busiest.itertuples())
+    )
+    print(
+        f"wrote {out}/ (record.json, units.safetensors, stats.safetensors, units.csv, layers.png)"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tl-localize", description="Functional localizers for language models."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    loc = sub.add_parser("localize", help="find the units selective for a contrast")
+    loc.add_argument(
+        "--model",
+        default=None,
+        help="a .gguf file, HF folder or hub name (default: the embedded SmolLM2-135M-Instruct)",
+    )
+    loc.add_argument(
+        "--contrast",
+        default="language",
+        help="built-in name, a CSV file, or a folder of EvLab CSV lists",
+    )
+    loc.add_argument("--text-column", default="text")
+    loc.add_argument("--condition-column", default="condition")
+    loc.add_argument("--positive", default=None, help="positive condition (CSV contrasts)")
+    loc.add_argument("--negative", default=None, help="negative condition (CSV contrasts)")
+    loc.add_argument("--top", default="1%", help="fraction ('1%%', 0.01) or count (172)")
+    loc.add_argument("--site", default=None, choices=sorted(SITES))
+    loc.add_argument("--pooling", default=None, choices=["last", "mean"])
+    loc.add_argument("--selection", default=None, choices=["global", "per_layer"])
+    loc.add_argument("--preset", default=None, choices=sorted(PRESETS))
+    loc.add_argument("--batch-size", type=int, default=None)
+    loc.add_argument("--truncate", type=int, default=None)
+    loc.add_argument(
+        "--signed",
+        action="store_true",
+        help="t-test on signed activations instead of absolute ones",
+    )
+    loc.add_argument("--out", required=True, help="results folder to write")
+    loc.add_argument("--force", action="store_true", help="replace an existing --out folder")
+    loc.add_argument("--quiet", action="store_true", help="no progress bars")
+    loc.set_defaults(func=_cmd_localize)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    try:
+        return args.func(args)
+    except LocalizeError as error:
+        print(f"tl-localize: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,308 @@
+"""Contrasts: named sets of stimuli, two of which are compared to localize a network.
+
+A :class:`Contrast` holds two or more conditions (name -> list of texts); ``positive`` and
+``negative`` name the two that the localizer compares (for the language network: sentences
+vs non-word lists). Built-ins ship inside the package; loaders read the EvLab localizer CSV
+format and any table with a text column and a condition column.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .errors import LocalizeError
+
+__all__ = ["POOLINGS", "Contrast"]
+
+POOLINGS = ("last", "mean")
+
+
+def _stimulus_lines(*parts: str) -> list[str]:
+    text = resources.files("tl_localize.stimuli").joinpath(*parts).read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _builtin_language() -> Contrast:
+    return Contrast(
+        name="language",
+        conditions={
+            "sentences": _stimulus_lines("language", "sentences.txt"),
+            "nonwords": _stimulus_lines("language", "nonwords.txt"),
+        },
+        positive_condition="sentences",
+        negative_condition="nonwords",
+        pooling="last",
+        description=(
+            "240 sentences vs 240 lists of pronounceable non-words, 12 words each, "
+            "lower-case; non-words matched to the sentences' word lengths."
+        ),
+    )
+
+
+# name -> factory; each returns a fresh Contrast
+BUILTINS = {"language": _builtin_language}
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """Stimuli for a functional localizer.
+
+    Attributes:
+        name: short name, used in file names and records.
+        conditions: condition name -> list of texts (two or more conditions).
+        positive_condition: the condition expected to drive the network (e.g. sentences).
+        negative_condition: its control (e.g. non-word lists).
+        pooling: how a text's token activations become one vector: ``"last"`` (the last real
+            token) or ``"mean"`` (mean over real tokens). ``localize`` uses it unless told
+            otherwise.
+        description: free text, kept in saved records.
+
+    ``contrast.positive`` and ``contrast.negative`` are the two contrasted lists of texts;
+    ``contrast.hash`` is a stable content hash of all conditions.
+
+    >>> c = Contrast.from_frame(
+    ...     pd.DataFrame({"text": ["a dog ran", "the sun set", "bl fo", "zu ka"],
+    ...                   "cond": ["s", "s", "n", "n"]}),
+    ...     text="text", condition="cond", positive="s", negative="n")
+    >>> c.sizes()
+    {'s': 2, 'n': 2}
+    """
+
+    name: str
+    conditions: Mapping[str, Any]
+    positive_condition: str
+    negative_condition: str
+    pooling: str = "last"
+    description: str = ""
+    _hash: str = field(init=False, repr=False, compare=False, default="")
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.conditions, Mapping) or len(self.conditions) < 2:
+            raise LocalizeError(
+                f"Contrast {self.name!r} needs at least two conditions (a dict of name -> "
+                f"list of texts); got {_describe(self.conditions)}."
+            )
+        conditions = {}
+        for cond, texts in self.conditions.items():
+            conditions[str(cond)] = _check_texts(self.name, str(cond), texts)
+        object.__setattr__(self, "conditions", conditions)
+        for role, cond in (
+            ("positive", self.positive_condition),
+            ("negative", self.negative_condition),
+        ):
+            if cond not in conditions:
+                raise LocalizeError(
+                    f"Contrast {self.name!r}: the {role} condition {cond!r} is not one of its "
+                    f"conditions {list(conditions)}."
+                )
+            if len(conditions[cond]) < 2:
+                raise LocalizeError(
+                    f"Contrast {self.name!r}: the {role} condition {cond!r} has one item; a "
+                    "t-test needs at least two per condition (the reference uses 240)."
+                )
+        if self.positive_condition == self.negative_condition:
+            raise LocalizeError(
+                f"Contrast {self.name!r}: positive and negative are the same condition "
+                f"({self.positive_condition!r}); name two different conditions."
+            )
+        if self.pooling not in POOLINGS:
+            raise LocalizeError(
+                f"Contrast {self.name!r}: unknown pooling {self.pooling!r}; use one of {POOLINGS}."
+            )
+        if sorted(self.positive) == sorted(self.negative):
+            warnings.warn(
+                f"Contrast {self.name!r}: conditions {self.positive_condition!r} and "
+                f"{self.negative_condition!r} hold the same texts, so no unit can be "
+                "selective; any units selected from it are noise.",
+                stacklevel=3,
+            )
+        payload = json.dumps(
+            {
+                "conditions": conditions,
+                "positive": self.positive_condition,
+                "negative": self.negative_condition,
+            },
+            sort_keys=True,
+            ensure_ascii=False,
+        )
+        object.__setattr__(self, "_hash", hashlib.sha256(payload.encode()).hexdigest())
+
+    # -- views ---------------------------------------------------------------------------
+    @property
+    def positive(self) -> list[str]:
+        """Texts of the positive condition."""
+        return self.conditions[self.positive_condition]
+
+    @property
+    def negative(self) -> list[str]:
+        """Texts of the negative condition."""
+        return self.conditions[self.negative_condition]
+
+    @property
+    def hash(self) -> str:
+        """SHA-256 of the conditions' texts and the contrasted pair (stable across runs)."""
+        return self._hash
+
+    def sizes(self) -> dict[str, int]:
+        """Number of texts per condition."""
+        return {cond: len(texts) for cond, texts in self.conditions.items()}
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per text: ``condition``, ``item`` (index within condition), ``text``."""
+        rows = [
+            {"condition": cond, "item": i, "text": text}
+            for cond, texts in self.conditions.items()
+            for i, text in enumerate(texts)
+        ]
+        return pd.DataFrame(rows)
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{c}={n}" for c, n in self.sizes().items())
+        return (
+            f"Contrast({self.name!r}: {self.positive_condition} > {self.negative_condition}; "
+            f"{sizes}; pooling={self.pooling!r})"
+        )
+
+    # -- constructors --------------------------------------------------------------------
+    @classmethod
+    def builtin(cls, name: str) -> Contrast:
+        """A contrast shipped with the toolkit: ``"language"``."""
+        if name not in BUILTINS:
+            raise LocalizeError(
+                f"No built-in contrast {name!r}. Built-ins: {sorted(BUILTINS)}. For your own "
+                "stimuli use Contrast.from_frame / from_csv / from_evlab_csv."
+            )
+        return BUILTINS[name]()
+
+    @classmethod
+    def from_frame(
+        cls,
+        df: pd.DataFrame,
+        *,
+        text: str = "text",
+        condition: str = "condition",
+        positive: str,
+        negative: str,
+        name: str = "custom",
+        pooling: str = "mean",
+        description: str = "",
+    ) -> Contrast:
+        """Build a contrast from a table with a text column and a condition column.
+
+        Rows keep their order within each condition. Conditions other than ``positive`` and
+        ``negative`` are kept (for profiles) but not contrasted.
+        """
+        missing = [col for col in (text, condition) if col not in df.columns]
+        if missing:
+            raise LocalizeError(
+                f"The table has no column {missing[0]!r} (columns: {list(df.columns)}). Pass "
+                "text=... and condition=... naming the columns that hold the texts and the "
+                "condition labels."
+            )
+        conditions: dict[str, list[Any]] = {}
+        for cond, value in zip(df[condition].astype(str), df[text], strict=True):
+            conditions.setdefault(cond, []).append(value)
+        for role, cond in (("positive", positive), ("negative", negative)):
+            if cond not in conditions:
+                raise LocalizeError(
+                    f"The {role} condition {cond!r} does not occur in column {condition!r} "
+                    f"(values: {sorted(conditions)})."
+                )
+        return cls(name, conditions, positive, negative, pooling, description)
+
+    @classmethod
+    def from_csv(cls, path: str | Path, **kwargs: Any) -> Contrast:
+        """:meth:`from_frame` on a CSV file (same keywords)."""
+        path = Path(path)
+        if not path.is_file():
+            raise LocalizeError(f"No CSV file at {path}.")
+        kwargs.setdefault("name", path.stem)
+        return cls.from_frame(pd.read_csv(path, keep_default_na=False), **kwargs)
+
+    @classmethod
+    def from_evlab_csv(cls, folder: str | Path, *, name: str = "language") -> Contrast:
+        """Read the EvLab language-localizer format.
+
+        Every ``*.csv`` file in ``folder`` (sorted by name) has the header
+        ``stim1,...,stim14``: ``stim1`` an item number, ``stim2``..``stim13`` the 12 words
+        (upper case), ``stim14`` ``S`` (sentence) or ``N`` (non-word list). Words are
+        lower-cased and joined with single spaces; rows keep their order.
+        """
+        folder = Path(folder)
+        files = sorted(folder.glob("*.csv")) if folder.is_dir() else []
+        if not files:
+            raise LocalizeError(f"No .csv files in {folder}: expected EvLab localizer lists.")
+        columns = [f"stim{i}" for i in range(1, 15)]
+        conditions: dict[str, list[str]] = {"sentences": [], "nonwords": []}
+        labels = {"S": "sentences", "N": "nonwords"}
+        for file in files:
+            df = pd.read_csv(file, dtype=str, keep_default_na=False)
+            df.columns = [c.strip() for c in df.columns]
+            missing = [c for c in columns if c not in df.columns]
+            if missing:
+                raise LocalizeError(
+                    f"{file}: missing columns {missing}; the EvLab format has the header "
+                    f"{','.join(columns)}."
+                )
+            for row, record in enumerate(df.itertuples(index=False), start=2):
+                values = record._asdict()
+                kind = values["stim14"].strip().upper()
+                if kind not in labels:
+                    raise LocalizeError(
+                        f"{file}, line {row}: stim14 is {values['stim14']!r}; it must be 'S' "
+                        "(sentence) or 'N' (non-word list)."
+                    )
+                words = [values[f"stim{i}"].strip().lower() for i in range(2, 14)]
+                if not all(words):
+                    raise LocalizeError(
+                        f"{file}, line {row}: an empty word in stim2..stim13; every row needs "
+                        "12 words."
+                    )
+                conditions[labels[kind]].append(" ".join(words))
+        return cls(
+            name,
+            conditions,
+            "sentences",
+            "nonwords",
+            pooling="last",
+            description=f"EvLab localizer lists from {folder}",
+        )
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return f"{len(value)} condition(s) {list(value)}"
+    return type(value).__name__
+
+
+def _check_texts(contrast: str, cond: str, texts: Any) -> list[str]:
+    if isinstance(texts, str) or not isinstance(texts, Sequence):
+        raise LocalizeError(
+            f"Contrast {contrast!r}, condition {cond!r}: expected a list of texts, got "
+            f"{type(texts).__name__}."
+        )
+    texts = list(texts)
+    if not texts:
+        raise LocalizeError(
+            f"Contrast {contrast!r}: condition {cond!r} is empty; give it at least two texts."
+        )
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise LocalizeError(
+                f"Contrast {contrast!r}, condition {cond!r}, item {i}: expected a string, got "
+                f"{type(text).__name__} ({text!r}). Convert stimuli to text first."
+            )
+        if not text.strip():
+            raise LocalizeError(
+                f"Contrast {contrast!r}, condition {cond!r}, item {i}: the text is empty."
+            )
+    return texts
