@@ -64,6 +64,12 @@ def tiny():
 
 
 @pytest.fixture(scope="session")
+def make_tiny():
+    """Build another tiny model: ``make_tiny(n_layers=2, name="other")``."""
+    return tiny_model
+
+
+@pytest.fixture(scope="session")
 def default_model():
     from tl_localize import load_model
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy import stats as sps
 
-from tl_localize import Contrast, LocalizeError, Localization, localize
+from tl_localize import Contrast, Localization, LocalizeError, localize
 from tl_localize.activations import pooled_activations
 from tl_localize.localize import resolve_top, select_top
 

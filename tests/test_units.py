@@ -1,7 +1,6 @@
 import pytest
 import torch
 
-from conftest import tiny_model
 from tl_localize import LocalizeError, Units
 
 
@@ -55,17 +54,17 @@ def test_bad_mask_and_site():
         Units(torch.zeros(2, 2, dtype=torch.bool), "resid", "m")
 
 
-def test_save_load_roundtrip_and_model_check(tmp_path, tiny):
+def test_save_load_roundtrip_and_model_check(tmp_path, tiny, make_tiny):
     mask = torch.zeros(3, 32, dtype=torch.bool)
     mask[1, 4] = mask[2, 7] = True
     units = Units(mask, "resid_post", tiny.cfg.model_name)
     path = units.save(tmp_path / "u")
     assert path.suffix == ".safetensors"
     assert Units.load(path, tiny) == units
-    other = tiny_model(n_layers=2, name="other")
+    other = make_tiny(n_layers=2, name="other")
     with pytest.raises(LocalizeError, match=r"made for 'tiny' \(3 layers x 32.*'other' \(2 x 32\)"):
         Units.load(path, other)
-    renamed = tiny_model(name="tiny-2")
+    renamed = make_tiny(name="tiny-2")
     with pytest.raises(LocalizeError, match="made for 'tiny'"):
         Units.load(path, renamed)
 
