@@ -48,7 +48,7 @@ class TokenBatch:
 
 def tokenize(
     model: Any,
-    texts: Sequence[str],
+    texts: Sequence[Any],
     *,
     truncate: int | None = None,
     prepend_bos: bool | None = None,
