@@ -32,7 +32,13 @@ def test_localize_command_writes_a_complete_record(small_csv, tmp_path, default_
     assert main(args) == 0
     assert "wrote" in capsys.readouterr().out
     files = {p.name for p in out.iterdir()}
-    assert files == {"record.json", "stats.safetensors", "units.safetensors", "units.csv", "layers.png"}
+    assert files == {
+        "record.json",
+        "stats.safetensors",
+        "units.safetensors",
+        "units.csv",
+        "layers.png",
+    }
     record = json.loads((out / "record.json").read_text())
     assert record["contrast"]["sizes"] == {"S": 24, "N": 24}
     assert record["config"]["site"] == "resid_post" and record["n_selected"] == 86

@@ -23,7 +23,9 @@ def reference_loop(hf_model, tokenizer, texts):
     store = {}
     handles = [
         layer.register_forward_hook(
-            lambda mod, args, out, i=i: store.__setitem__(i, out[0] if isinstance(out, tuple) else out)
+            lambda mod, args, out, i=i: store.__setitem__(
+                i, out[0] if isinstance(out, tuple) else out
+            )
         )
         for i, layer in enumerate(layers)
     ]

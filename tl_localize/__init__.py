@@ -6,6 +6,15 @@
 >>> loc.units.per_layer()                                 # doctest: +SKIP
 """
 
+from . import evaluate
+from .ablation import (
+    ablated,
+    ablation_hooks,
+    generation_sample,
+    high_magnitude_units,
+    unit_means,
+)
+from .compare import compare_ablation, plot_ablation
 from .contrast import Contrast
 from .errors import LocalizeError
 from .localize import PRESETS, Localization, LocalizeConfig, localize
@@ -22,8 +31,16 @@ __all__ = [
     "LocalizeError",
     "Site",
     "Units",
+    "ablated",
+    "ablation_hooks",
+    "compare_ablation",
+    "evaluate",
+    "generation_sample",
+    "high_magnitude_units",
     "load_model",
     "localize",
+    "plot_ablation",
+    "unit_means",
 ]
 
 __version__ = "0.1.0"

@@ -81,6 +81,79 @@ def _cmd_localize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ablate(args: argparse.Namespace) -> int:
+    import json
+
+    import matplotlib.pyplot as plt
+
+    from .ablation import generation_sample, unit_means
+    from .compare import compare_ablation, plot_ablation
+    from .localize import Localization
+    from .results import atomic_folder, now, versions
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise LocalizeError(f"{out} already exists; pass --force to replace it.")
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    model = load_model(args.model)
+    loc = Localization.load(args.units, model)
+    means = None
+    if args.method == "mean":
+        reference = Contrast.builtin(args.means_from)
+        texts = [t for texts in reference.conditions.values() for t in texts]
+        means = unit_means(model, texts, loc.units.site, progress=not args.quiet)
+    fractions = [float(f) for f in args.fractions.split(",")] if args.fractions else None
+    start = time.perf_counter()
+    frame, items = compare_ablation(
+        model,
+        loc,
+        tasks,
+        n_random=args.n_random,
+        match=[m.strip() for m in args.match.split(",")],
+        method=args.method,
+        means=means,
+        fractions=fractions,
+        blimp=args.blimp,
+        syntaxgym=args.syntaxgym,
+        n_per_paradigm=args.n_per_paradigm,
+        progress=not args.quiet,
+        return_items=True,
+    )
+    seconds = time.perf_counter() - start
+    controls = {
+        "intact": None,
+        "selected": loc.units,
+        "random (magnitude, seed 0)": loc.units.random_like(0, "magnitude", loc.stats["magnitude"]),
+    }
+    sample = generation_sample(model, controls, method=args.method, means=means)
+    with atomic_folder(out, force=args.force) as tmp:
+        frame.to_csv(tmp / "ablation.csv", index=False)
+        items.to_csv(tmp / "items.csv", index=False)
+        sample.to_csv(tmp / "generation.csv", index=False)
+        fig = plot_ablation(frame)
+        fig.savefig(tmp / "ablation.png", dpi=120, bbox_inches="tight")
+        plt.close(fig)
+        record = {
+            "created": now(),
+            "command": shlex.join(["tl-localize", *args.argv]),
+            "units": str(Path(args.units).resolve()),
+            "localization": loc.record,
+            "tasks": tasks,
+            "n_random": args.n_random,
+            "match": args.match,
+            "method": args.method,
+            "fractions": fractions,
+            "versions": versions(),
+            "timings": {"compare_s": seconds},
+        }
+        (tmp / "record.json").write_text(json.dumps(record, indent=2, default=str))
+    summary = frame.groupby(["task", "set", "match"], dropna=False)["change_pct"].mean()
+    print(summary.round(1).to_string())
+    print(sample.to_string(index=False))
+    print(f"wrote {out}/ (ablation.csv, items.csv, generation.csv, ablation.png, record.json)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tl-localize", description="Functional localizers for language models."
@@ -117,6 +190,32 @@ def build_parser() -> argparse.ArgumentParser:
     loc.add_argument("--force", action="store_true", help="replace an existing --out folder")
     loc.add_argument("--quiet", action="store_true", help="no progress bars")
     loc.set_defaults(func=_cmd_localize)
+
+    abl = sub.add_parser("ablate", help="ablate localized units and random controls")
+    abl.add_argument("--units", required=True, help="a folder written by 'localize'")
+    abl.add_argument("--model", default=None, help="the model the units were made for")
+    abl.add_argument("--tasks", default="builtin", help="comma list: builtin,blimp,syntaxgym")
+    abl.add_argument("--blimp", default=None, help="folder of BLiMP .jsonl files")
+    abl.add_argument("--syntaxgym", default=None, help="SyntaxGym suite file or folder")
+    abl.add_argument(
+        "--n-per-paradigm",
+        type=int,
+        default=None,
+        help="first N pairs of each BLiMP / built-in paradigm",
+    )
+    abl.add_argument("--n-random", type=int, default=3)
+    abl.add_argument("--match", default="uniform,magnitude", help="control kinds, comma list")
+    abl.add_argument("--method", default="zero", choices=["zero", "mean"])
+    abl.add_argument(
+        "--means-from",
+        default="language",
+        help="built-in contrast whose texts give the means for --method mean",
+    )
+    abl.add_argument("--fractions", default=None, help="e.g. 0.00125,0.0025,0.005,0.01")
+    abl.add_argument("--out", required=True)
+    abl.add_argument("--force", action="store_true")
+    abl.add_argument("--quiet", action="store_true")
+    abl.set_defaults(func=_cmd_ablate)
     return parser
 
 

@@ -9,14 +9,9 @@ and the top units by t are selected, over all layers together (``global``) or pe
 from __future__ import annotations
 
 import json
-import platform
-import shutil
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +26,7 @@ from .activations import accumulate_moments
 from .contrast import POOLINGS, Contrast
 from .errors import LocalizeError
 from .models import model_signature
+from .results import atomic_folder, now, versions
 from .sites import get_site
 from .stats import benjamini_hochberg, cohens_d, welch_t
 from .units import Units
@@ -159,16 +155,6 @@ def select_top(
     return mask
 
 
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg in ("tl_localize", "torch", "transformer-lens", "transformers", "numpy", "scipy"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "unknown"
-    return out
-
-
 class Localization:
     """The result of :func:`localize`.
 
@@ -232,18 +218,10 @@ class Localization:
         replaced only with ``force=True``.
         """
         folder = Path(folder)
-        if folder.exists() and not force:
-            raise LocalizeError(
-                f"{folder} already exists; choose another folder or pass force=True "
-                "(--force on the command line) to replace it."
-            )
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
-        try:
+        with atomic_folder(folder, force=force) as tmp:
             self.units.save(tmp / "units.safetensors")
-            save_file(
-                {k: v.contiguous() for k, v in self.stats.items()}, str(tmp / "stats.safetensors")
-            )
+            stats = {k: v.contiguous() for k, v in self.stats.items()}
+            save_file(stats, str(tmp / "stats.safetensors"))
             self.to_frame().to_csv(tmp / "units.csv", index=False)
             if figure:
                 import matplotlib.pyplot as plt
@@ -253,12 +231,6 @@ class Localization:
                 plt.close(fig)
             record = {**self.record, "config": self.config.to_dict()}
             (tmp / "record.json").write_text(json.dumps(record, indent=2, default=str))
-            if folder.exists():
-                shutil.rmtree(folder)
-            tmp.rename(folder)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
         return folder
 
     @classmethod
@@ -396,7 +368,7 @@ def localize(
 
     units = Units(mask, site_obj.name, model.cfg.model_name)
     record = {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": now(),
         "contrast": {
             "name": contrast.name,
             "hash": contrast.hash,
@@ -410,7 +382,7 @@ def localize(
         "n_selected": len(units),
         "n_units": units.n_units,
         "hook_names": hook_names,
-        "versions": _versions(),
+        "versions": versions(),
         "timings": timings,
     }
     return Localization(units, stats, config, record)

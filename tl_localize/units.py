@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from jaxtyping import Int, Shaped
+from jaxtyping import Float, Int, Shaped
 from safetensors import SafetensorError
 from safetensors.torch import safe_open, save_file
 from torch import Tensor
@@ -25,7 +25,7 @@ from .sites import get_site
 
 __all__ = ["MATCHES", "Units"]
 
-MATCHES = ("uniform", "layer")
+MATCHES = ("uniform", "layer", "magnitude")
 FORMAT = "tl_localize.units/1"
 
 
@@ -146,16 +146,44 @@ class Units:
         return len(self & other) / union if union else 0.0
 
     # -- random controls -----------------------------------------------------------------
-    def random_like(self, seed: int, match: str = "uniform") -> Units:
+    def random_like(
+        self,
+        seed: int,
+        match: str = "uniform",
+        magnitude: Float[Tensor, "layer unit"] | None = None,
+        n_nearest: int = 5,
+    ) -> Units:
         """As many units as this set, drawn from the units not in it.
 
         ``match="uniform"`` draws over all layers together (the reference control);
-        ``"layer"`` keeps the number of units in each layer.
+        ``"layer"`` keeps the number of units in each layer; ``"magnitude"`` also matches
+        each selected unit's typical activation size: for each one (in random order) it
+        draws one of the ``n_nearest`` unselected, unused units of the same layer closest to
+        it in log ``magnitude`` (``Localization.stats["magnitude"]``).
         """
         rng = np.random.default_rng(seed)
         free = ~self.mask.numpy()
         mask = np.zeros_like(free)
-        if match == "uniform":
+        if match == "magnitude":
+            if magnitude is None or tuple(magnitude.shape) != tuple(self.mask.shape):
+                raise LocalizeError(
+                    "match='magnitude' needs magnitude=, a [n_layers, width] tensor of each "
+                    "unit's mean |activation| (Localization.stats['magnitude'])."
+                )
+            log_mag = np.log(magnitude.double().clamp_min(1e-12).numpy())
+            selected = self.indices().numpy()
+            for layer, unit in selected[rng.permutation(len(selected))]:
+                pool = np.flatnonzero(free[layer] & ~mask[layer])
+                if len(pool) == 0:
+                    raise LocalizeError(
+                        f"Layer {layer} has no unselected units left for a magnitude-matched "
+                        "control. Use match='uniform'."
+                    )
+                distance = np.abs(log_mag[layer, pool] - log_mag[layer, unit])
+                order = np.argsort(distance, kind="stable")[:n_nearest]
+                close = order[distance[order] <= np.log(1.5)]
+                mask[layer, pool[rng.choice(close)] if len(close) else pool[order[0]]] = True
+        elif match == "uniform":
             pool = np.flatnonzero(free)
             if len(pool) < len(self):
                 raise LocalizeError(

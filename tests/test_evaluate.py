@@ -1,0 +1,149 @@
+import json
+
+import pandas as pd
+import pytest
+
+from tl_localize import LocalizeError, evaluate
+from tl_localize.evaluate import parse_formula
+
+
+def _suite(path, items, predictions):
+    suite = {"meta": {"name": path.stem}, "region_meta": {}, "predictions": predictions}
+    suite["items"] = items
+    path.write_text(json.dumps(suite))
+    return path
+
+
+def _item(number, **conditions):
+    return {
+        "item_number": number,
+        "conditions": [
+            {
+                "condition_name": name,
+                "regions": [{"region_number": i + 1, "content": c} for i, c in enumerate(regions)],
+            }
+            for name, regions in conditions.items()
+        ],
+    }
+
+
+# -- formula language ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("formula", "expected"),
+    [
+        ("(1;%a%) < (1;%b%)", True),
+        ("((1;%a%) < (1;%b%)) & ((2;%a%) > (2;%b%))", False),
+        ("((1;%a%) < (1;%b%)) | ((2;%a%) > (2;%b%))", True),
+        ("(1;%a%) + 2 > (1;%b%)", True),
+        ("(1;%b%) - (1;%a%) = 1.0", True),
+        ("(1;%b%) - (1;%a%) = 1.01", False),
+        ("(1;%b%) - (1;%a%) = 1.0005", True),
+        ("((2;%a%) + (1;%a%)) = ((1;%b%) + 1)", True),
+    ],
+)
+def test_formula_evaluation(formula, expected):
+    values = {(1, "a"): 2.0, (1, "b"): 3.0, (2, "a"): 2.0, (2, "b"): 4.0}
+    assert parse_formula(formula).evaluate(values) is expected
+
+
+@pytest.mark.parametrize(
+    ("formula", "column"),
+    [("(1;%a%) < ", 10), ("((1;%a%) < (1;%b%)", 18), ("(1;%a%) < $ 3", 10), ("(1;%a%) (2;%b%)", 8)],
+)
+def test_formula_syntax_errors_say_where(formula, column):
+    with pytest.raises(LocalizeError, match=rf"character {column}") as info:
+        parse_formula(formula)
+    assert "\n  " + " " * column + "^" in str(info.value)
+
+
+def test_formula_regions():
+    f = parse_formula("((7;%match sing%) < (7;%mismatch_sing%)) & ((7;%x%) = 2)")
+    assert f.regions() == [(7, "match sing"), (7, "mismatch_sing"), (7, "x")]
+
+
+# -- SyntaxGym on a tiny model: invariants of the region bookkeeping -----------------------
+def test_region_surprisals_partition_the_sentence(tiny, tmp_path):
+    items = [
+        _item(1, a=["the cat", "sleeps", "."], b=["the", "cat sleeps", "."]),
+        _item(2, a=["a dog", "", "runs", "."], b=["a", "", "dog runs", "."]),
+    ]
+    predictions = [
+        {
+            "type": "formula",
+            "formula": "((1;%a%) + (2;%a%) + (3;%a%)) = ((1;%b%) + (2;%b%) + (3;%b%))",
+        },
+        {"type": "formula", "formula": "(1;%a%) > (1;%b%)"},
+    ]
+    path = _suite(tmp_path / "partition.json", items, predictions)
+    result = evaluate.syntaxgym(tiny, path, progress=False)
+    assert result["correct"].all(), result
+    assert list(result.columns) == [
+        "suite",
+        "item_number",
+        "prediction_0",
+        "prediction_1",
+        "correct",
+    ]
+    # an empty region has surprisal 0
+    zero = [{"type": "formula", "formula": "(2;%a%) = 0"}]
+    path2 = _suite(tmp_path / "empty.json", items[1:], zero)
+    assert evaluate.syntaxgym(tiny, path2, progress=False)["correct"].all()
+
+
+def test_syntaxgym_bad_suites(tiny, tmp_path):
+    items = [_item(1, a=["x", "y"], b=["x", "z"])]
+    _suite(tmp_path / "cond.json", items, [{"formula": "(1;%a%) < (1;%c%)"}])
+    with pytest.raises(LocalizeError, match=r"item 1: the formula .* names condition 'c'"):
+        evaluate.syntaxgym(tiny, tmp_path / "cond.json", progress=False)
+    _suite(tmp_path / "region.json", items, [{"formula": "(3;%a%) < (1;%b%)"}])
+    with pytest.raises(LocalizeError, match=r"names region 3; the condition has regions \[1, 2\]"):
+        evaluate.syntaxgym(tiny, tmp_path / "region.json", progress=False)
+    _suite(tmp_path / "syntax.json", items, [{"formula": "(1;%a%) <"}])
+    with pytest.raises(LocalizeError, match="Cannot parse formula"):
+        evaluate.syntaxgym(tiny, tmp_path / "syntax.json", progress=False)
+    with pytest.raises(LocalizeError, match=r"Unknown suite 'nope'. Suites in .*\['cond'"):
+        evaluate.syntaxgym(tiny, tmp_path, ["nope"], progress=False)
+
+
+# -- minimal pairs and perplexity on a tiny model --------------------------------------
+def test_minimal_pairs_scoring(tiny):
+    pairs = pd.DataFrame(
+        {
+            "pair_id": [10, 11],
+            "sentence_good": ["the cat sleeps", "dogs run"],
+            "sentence_bad": ["the cat sleep", "dogs runs"],
+        }
+    )
+    result = evaluate.minimal_pairs(tiny, pairs, progress=False)
+    assert result["pair_id"].tolist() == [10, 11]
+    assert (result["correct"] == (result["logprob_good"] > result["logprob_bad"])).all()
+    ppl = evaluate.perplexity(tiny, ["the cat sleeps"], progress=False)
+    # summed log-probability and perplexity agree: n_tokens * nll == -logprob
+    assert ppl["n_tokens"][0] == len("the cat sleeps")
+    assert ppl["nll"][0] * ppl["n_tokens"][0] == pytest.approx(-result["logprob_good"][0], rel=1e-5)
+    tuples = evaluate.minimal_pairs(tiny, [("a b", "b a")], progress=False)
+    assert list(tuples.columns[:2]) == ["sentence_good", "sentence_bad"]
+
+
+def test_minimal_pair_bad_input(tiny, tmp_path):
+    with pytest.raises(LocalizeError, match="Pair 1: sentence_bad is empty"):
+        evaluate.minimal_pairs(tiny, [("a b", "b a"), ("c d", "")], progress=False)
+    with pytest.raises(LocalizeError, match="need 'sentence_good' and 'sentence_bad'"):
+        evaluate.minimal_pairs(tiny, pd.DataFrame({"good": ["a"]}), progress=False)
+    (tmp_path / "p1.jsonl").write_text(
+        '{"sentence_good": "a b", "sentence_bad": "b a"}\n{"sentence_good": "oops",\n'
+    )
+    with pytest.raises(LocalizeError, match=r"p1\.jsonl, line 2: not valid JSON"):
+        evaluate.blimp(tiny, tmp_path, progress=False)
+    with pytest.raises(LocalizeError, match=r"Unknown BLiMP paradigm 'p9'.*\['p1'\]"):
+        evaluate.blimp(tiny, tmp_path, ["p9"], progress=False)
+
+
+def test_builtin_pairs_suite():
+    pairs = evaluate.builtin_pairs()
+    assert 300 <= len(pairs) <= 400
+    assert set(pairs["phenomenon"]) == {
+        "agreement", "anaphora", "npi", "filler_gap", "argument_structure", "islands",
+    }  # fmt: skip
+    assert not pairs.duplicated(["paradigm", "pair_id"]).any()
+    assert (pairs["sentence_good"] != pairs["sentence_bad"]).all()

@@ -1,0 +1,60 @@
+"""Token log-probabilities of texts, batched, under optional hook patches (e.g. an ablation).
+
+Every evaluation that scores text goes through :func:`token_logprobs`: texts are tokenized
+with the model's own tokenizer with a BOS token prepended (so that the first word is scored
+too), sorted by length, right-padded with an attention mask, and run with ``fwd_hooks``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .activations import token_batches
+from .errors import LocalizeError
+from .models import hf_tokenizer
+
+__all__ = ["token_logprobs"]
+
+
+def token_logprobs(
+    model: Any,
+    texts: Sequence[str],
+    *,
+    hooks: Sequence[tuple[str, Any]] = (),
+    batch_size: int = 32,
+    progress: bool = False,
+    desc: str = "scoring",
+) -> list[Float[Tensor, " n_tokens"]]:
+    """Log-probability (natural log) of each token of each text given its prefix.
+
+    Returns one tensor per text (in input order) with one entry per token after the BOS
+    token, so ``result[i].sum()`` is the text's log-probability.
+    """
+    for i, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise LocalizeError(f"Text {i} is empty or not a string ({text!r}); nothing to score.")
+    if hf_tokenizer(model).bos_token_id is None:
+        raise LocalizeError(
+            "The tokenizer has no BOS token, so the first token of a text cannot be scored. "
+            "Set tokenizer.bos_token (for example to the EOS token) before evaluating."
+        )
+    out: list[Tensor | None] = [None] * len(texts)
+    batches = token_batches(model, texts, batch_size=batch_size, prepend_bos=True)
+    for batch in tqdm(batches, desc=desc, disable=not progress, leave=False):
+        with torch.no_grad():
+            logits = model.run_with_hooks(
+                batch.input_ids, attention_mask=batch.attention_mask, fwd_hooks=list(hooks)
+            )
+        logprobs = logits[:, :-1].float().log_softmax(-1)
+        targets = batch.input_ids[:, 1:]
+        picked = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        lengths = batch.attention_mask.sum(1) - 1
+        for row, index in enumerate(batch.index.tolist()):
+            out[index] = picked[row, : lengths[row]].clone()
+    return [t for t in out if t is not None]
