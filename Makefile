@@ -6,6 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.tl_localize-installed
 DEMO_OUT ?= results/demo-language
+DEMO_ABLATION ?= results/demo-ablation
 
 .PHONY: demo test lint setup clean
 
@@ -20,6 +21,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/tl-localize localize --contrast language --top 1% --site resid_post --out $(DEMO_OUT) --force
+	$(VENV)/bin/tl-localize ablate --units $(DEMO_OUT) --tasks builtin --n-random 3 --match uniform,magnitude --out $(DEMO_ABLATION) --force
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -44,7 +44,11 @@ def test_default_model_runs(default_model):
 
 def test_cache_is_reused_and_a_damaged_one_rebuilt(default_model, tmp_path, monkeypatch):
     source = default_model_path()
-    cached = [p for p in cache_dir().iterdir() if p.name.startswith(source.stem + "-")]
+    cached = [
+        p
+        for p in cache_dir().iterdir()
+        if p.name.startswith(source.stem + "-") and (p / "tl_localize_manifest.json").is_file()
+    ]
     assert len(cached) == 1
     manifest = json.loads((cached[0] / "tl_localize_manifest.json").read_text())
     assert "model.safetensors" in manifest["files"]

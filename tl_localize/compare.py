@@ -81,7 +81,7 @@ def compare_ablation(
     blimp: str | Path | None = None,
     syntaxgym: str | Path | None = None,
     n_per_paradigm: int | None = None,
-    batch_size: int = 32,
+    batch_size: int = 64,
     progress: bool = True,
     return_items: bool = False,
 ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:

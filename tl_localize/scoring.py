@@ -27,7 +27,7 @@ def token_logprobs(
     texts: Sequence[str],
     *,
     hooks: Sequence[tuple[str, Any]] = (),
-    batch_size: int = 32,
+    batch_size: int = 64,
     progress: bool = False,
     desc: str = "scoring",
 ) -> list[Float[Tensor, " n_tokens"]]:
@@ -47,7 +47,7 @@ def token_logprobs(
     out: list[Tensor | None] = [None] * len(texts)
     batches = token_batches(model, texts, batch_size=batch_size, prepend_bos=True)
     for batch in tqdm(batches, desc=desc, disable=not progress, leave=False):
-        with torch.no_grad():
+        with torch.inference_mode():
             logits = model.run_with_hooks(
                 batch.input_ids, attention_mask=batch.attention_mask, fwd_hooks=list(hooks)
             )

@@ -49,7 +49,7 @@ def minimal_pairs(
     pairs: Any,
     *,
     hooks: Sequence[tuple[str, Any]] = (),
-    batch_size: int = 32,
+    batch_size: int = 64,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Score minimal pairs; one row per pair with ``logprob_good``, ``logprob_bad``,
@@ -150,7 +150,7 @@ def blimp(
     n_per_paradigm: int | None = None,
     *,
     hooks: Sequence[tuple[str, Any]] = (),
-    batch_size: int = 32,
+    batch_size: int = 64,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Score BLiMP: one row per pair with a ``paradigm`` column and ``correct``."""

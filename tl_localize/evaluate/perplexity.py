@@ -19,7 +19,7 @@ def perplexity(
     texts: Sequence[str],
     *,
     hooks: Sequence[tuple[str, Any]] = (),
-    batch_size: int = 32,
+    batch_size: int = 64,
     progress: bool = True,
 ) -> pd.DataFrame:
     """One row per text: ``n_tokens``, ``nll`` (mean negative log-likelihood per token, nats)

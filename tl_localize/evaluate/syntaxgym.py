@@ -219,7 +219,7 @@ def syntaxgym(
     names: Sequence[str] | None = None,
     *,
     hooks: Sequence[tuple[str, Any]] = (),
-    batch_size: int = 32,
+    batch_size: int = 64,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Evaluate SyntaxGym suites: one row per item with ``suite``, ``item_number``,

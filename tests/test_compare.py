@@ -1,0 +1,161 @@
+"""Ablation on the default model: evaluations, compare_ablation, the ablate command."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from tl_localize import (
+    Contrast,
+    LocalizeError,
+    Units,
+    compare_ablation,
+    evaluate,
+    generation_sample,
+    localize,
+    plot_ablation,
+)
+from tl_localize.cli import main
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="module")
+def loc(default_model):
+    full = Contrast.builtin("language")
+    small = Contrast("language", {"s": full.positive[:48], "n": full.negative[:48]}, "s", "n")
+    return localize(default_model, small, progress=False)
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return evaluate.builtin_pairs().groupby("paradigm").head(3)
+
+
+def test_builtin_suite_intact(default_model):
+    result = evaluate.minimal_pairs(default_model, evaluate.builtin_pairs(), progress=False)
+    assert len(result) >= 300
+    assert result["correct"].mean() > 0.7  # the intact model knows most of its grammar
+    assert result.groupby("phenomenon")["correct"].mean().min() > 0.5
+
+
+def test_blimp_from_the_shared_folder(default_model, shared_data):
+    result = evaluate.blimp(
+        default_model,
+        shared_data / "blimp",
+        ["determiner_noun_agreement_1", "anaphor_number_agreement", "npi_present_1"],
+        n_per_paradigm=25,
+        progress=False,
+    )
+    assert len(result) == 75 and set(result["paradigm"]) == {
+        "determiner_noun_agreement_1", "anaphor_number_agreement", "npi_present_1",
+    }  # fmt: skip
+    assert result["correct"].mean() > 0.6
+    assert result["pairID"].notna().all()
+
+
+def test_compare_ablation_table(default_model, loc, pairs):
+    task = ("pairs", lambda model, **kw: evaluate.minimal_pairs(model, pairs, **kw))
+    frame, items = compare_ablation(
+        default_model, loc, [task], n_random=2, fractions=[0.005, 0.01], progress=False,
+        return_items=True,
+    )  # fmt: skip
+    assert len(frame) == 1 + 2 * (1 + 2 * 2)
+    intact = frame[frame["set"] == "intact"].iloc[0]
+    assert intact["change_pct"] == 0 and intact["n_units"] == 0
+    selected = frame[frame["set"] == "selected"]
+    assert selected["n_units"].tolist() == [86, 172]
+    assert selected["p_vs_intact"].between(0, 1).all()
+    random = frame[frame["set"] == "random"]
+    assert set(random["match"]) == {"uniform", "magnitude"}
+    assert (random["n_units"].to_numpy() == random["fraction"].map({0.005: 86, 0.01: 172})).all()
+    assert random["p_vs_selected"].between(0, 1).all()
+    # the magnitude-matched controls hold as many loud units as the selected set, roughly
+    sel_loud = selected.set_index("fraction")["n_high_magnitude"]
+    mag = random[random["match"] == "magnitude"].groupby("fraction")["n_high_magnitude"].mean()
+    uni = random[random["match"] == "uniform"].groupby("fraction")["n_high_magnitude"].mean()
+    assert (abs(mag - sel_loud) < abs(uni - sel_loud) + 1e-9).all()
+    assert len(items) == len(frame) * len(pairs)
+    expected = (frame["accuracy"] / intact["accuracy"] - 1) * 100
+    pd.testing.assert_series_equal(frame["change_pct"], expected, check_names=False)
+    fig = plot_ablation(frame)
+    assert len(fig.axes) == 1
+
+
+def test_compare_ablation_bad_input(default_model, loc, tiny):
+    foreign = Units(loc.units.mask[:3, :32].clone(), "resid_post", tiny.cfg.model_name)
+    with pytest.raises(LocalizeError, match="made for 'tiny'"):
+        compare_ablation(default_model, foreign, ["builtin"], progress=False)
+    with pytest.raises(LocalizeError, match="Unknown task 'glue'"):
+        compare_ablation(default_model, loc, ["glue"], progress=False)
+    with pytest.raises(LocalizeError, match="match='magnitude' needs activation magnitudes"):
+        compare_ablation(default_model, loc.units, ["builtin"], progress=False)
+    with pytest.raises(LocalizeError, match="fractions= re-selects units by t"):
+        compare_ablation(default_model, loc.units, match="uniform", fractions=[0.01])
+    with pytest.raises(LocalizeError, match="Task 'blimp' needs blimp="):
+        compare_ablation(default_model, loc, ["blimp"], progress=False)
+
+
+def test_generation_sample(default_model, loc):
+    sample = generation_sample(
+        default_model, {"intact": None, "selected": loc.units}, max_new_tokens=8
+    )
+    assert sample["set"].tolist() == ["intact", "selected"]
+    intact, ablated_text = sample["continuation"]
+    assert intact.strip() and intact != ablated_text
+
+
+def test_ablate_command(default_model, loc, tmp_path, capsys):
+    units_dir = loc.save(tmp_path / "loc", figure=False)
+    out = tmp_path / "ablation"
+    args = ["ablate", "--units", str(units_dir), "--tasks", "builtin", "--n-per-paradigm", "2"]
+    args += ["--n-random", "1", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    assert "wrote" in capsys.readouterr().out
+    names = {p.name for p in out.iterdir()}
+    assert names == {"ablation.csv", "items.csv", "generation.csv", "ablation.png", "record.json"}
+    frame = pd.read_csv(out / "ablation.csv")
+    assert frame["set"].tolist() == ["intact", "selected", "random", "random"]
+    record = json.loads((out / "record.json").read_text())
+    assert record["localization"]["contrast"]["hash"] == loc.record["contrast"]["hash"]
+    assert main(args) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_syntaxgym_agreement_suite(default_model, tmp_path):
+    subjects = [
+        ("The key to the cabinets", "is", "are"),
+        ("The author of the books", "was", "were"),
+        ("The picture of the dogs", "is", "are"),
+        ("The keys to the cabinet", "are", "is"),
+        ("The authors of the book", "were", "was"),
+        ("The pictures of the dog", "are", "is"),
+    ]
+    items = []
+    for number, (subject, good, bad) in enumerate(subjects, start=1):
+        conditions = []
+        for name, verb in (("match", good), ("mismatch", bad)):
+            regions = [subject, verb, "on the table", "."]
+            conditions.append(
+                {
+                    "condition_name": name,
+                    "regions": [
+                        {"region_number": i + 1, "content": c} for i, c in enumerate(regions)
+                    ],
+                }
+            )
+        items.append({"item_number": number, "conditions": conditions})
+    suite = {
+        "meta": {"name": "agreement_pp"},
+        "region_meta": {"1": "subject", "2": "verb", "3": "rest", "4": "end"},
+        "predictions": [
+            {"type": "formula", "formula": "(2;%match%) < (2;%mismatch%)"},
+            {"type": "formula", "formula": "(1;%match%) = (1;%mismatch%)"},
+        ],
+        "items": items,
+    }
+    (tmp_path / "agreement_pp.json").write_text(json.dumps(suite))
+    result = evaluate.syntaxgym(default_model, tmp_path, progress=False)
+    assert (result["suite"] == "agreement_pp").all() and len(result) == 6
+    assert result["prediction_1"].all()  # identical prefixes have identical surprisal
+    assert result["correct"].sum() >= 4
