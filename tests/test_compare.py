@@ -159,3 +159,23 @@ def test_syntaxgym_agreement_suite(default_model, tmp_path):
     assert (result["suite"] == "agreement_pp").all() and len(result) == 6
     assert result["prediction_1"].all()  # identical prefixes have identical surprisal
     assert result["correct"].sum() >= 4
+
+
+def test_brain_command_on_pereira(default_model, loc, shared_data, tmp_path, capsys):
+    units_dir = loc.save(tmp_path / "loc", figure=False)
+    table = pd.read_csv(shared_data / "brain" / "pereira2018_language_network.csv").head(150)
+    table.to_csv(tmp_path / "pereira150.csv", index=False)
+    out = tmp_path / "brain"
+    args = ["brain", "--units", str(units_dir), "--out", str(out), "--quiet"]
+    args += ["--data", str(tmp_path / "pereira150.csv"), "--n-random", "3", "--folds", "5"]
+    assert main(args) == 0
+    assert "p vs random" in capsys.readouterr().out
+    assert {p.name for p in out.iterdir()} == {"alignment.csv", "alignment.png", "record.json"}
+    frame = pd.read_csv(out / "alignment.csv")
+    assert frame["set"].tolist() == ["selected", "random", "random", "random", "all"]
+    assert frame["n_units"].tolist() == [172, 172, 172, 172, 30 * 576]
+    assert frame["r"].between(-1, 1).all() and frame["r"].notna().all()
+    record = json.loads((out / "record.json").read_text())
+    assert record["data"]["n_sentences"] == 150 and record["folds"] == 5
+    assert main([*args, "--force", "--response-column", "Response"]) == 2
+    assert "No column 'Response'" in capsys.readouterr().err

@@ -14,6 +14,14 @@ from .ablation import (
     high_magnitude_units,
     unit_means,
 )
+from .brain import (
+    BrainData,
+    brain_alignment,
+    layer_alignment,
+    plot_brain_alignment,
+    plot_layer_alignment,
+    sentence_features,
+)
 from .compare import compare_ablation, plot_ablation
 from .contrast import Contrast
 from .errors import LocalizeError
@@ -25,6 +33,7 @@ from .units import Units
 __all__ = [
     "PRESETS",
     "SITES",
+    "BrainData",
     "Contrast",
     "Localization",
     "LocalizeConfig",
@@ -33,13 +42,18 @@ __all__ = [
     "Units",
     "ablated",
     "ablation_hooks",
+    "brain_alignment",
     "compare_ablation",
     "evaluate",
     "generation_sample",
     "high_magnitude_units",
+    "layer_alignment",
     "load_model",
     "localize",
     "plot_ablation",
+    "plot_brain_alignment",
+    "plot_layer_alignment",
+    "sentence_features",
     "unit_means",
 ]
 

@@ -154,6 +154,75 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_brain(args: argparse.Namespace) -> int:
+    import json
+
+    from .brain import (
+        BrainData,
+        brain_alignment,
+        layer_alignment,
+        plot_brain_alignment,
+        plot_layer_alignment,
+    )
+    from .localize import Localization
+    from .results import atomic_folder, now, versions
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise LocalizeError(f"{out} already exists; pass --force to replace it.")
+    data = BrainData.from_csv(
+        args.data,
+        sentence=args.sentence_column,
+        responses=[c.strip() for c in args.response_column.split(",")],
+        groups=args.group_column,
+    )
+    model = load_model(args.model)
+    loc = Localization.load(args.units, model)
+    start = time.perf_counter()
+    frame = brain_alignment(
+        model, loc, data, n_random=args.n_random, match=args.match, folds=args.folds,
+        seed=args.seed, progress=not args.quiet,
+    )  # fmt: skip
+    layers = None
+    if args.layers:
+        layers = layer_alignment(
+            model, data, loc.units.site, pooling=loc.record["contrast"]["pooling"],
+            folds=args.folds, seed=args.seed, progress=not args.quiet,
+        )  # fmt: skip
+    seconds = time.perf_counter() - start
+    with atomic_folder(out, force=args.force) as tmp:
+        frame.to_csv(tmp / "alignment.csv", index=False)
+        plot_brain_alignment(frame).savefig(tmp / "alignment.png", dpi=120, bbox_inches="tight")
+        if layers is not None:
+            layers.to_csv(tmp / "layers.csv", index=False)
+            plot_layer_alignment(layers).savefig(tmp / "layers.png", dpi=120, bbox_inches="tight")
+        record = {
+            "created": now(),
+            "command": shlex.join(["tl-localize", *args.argv]),
+            "units": str(Path(args.units).resolve()),
+            "localization": loc.record,
+            "data": {
+                "path": str(Path(args.data).resolve()),
+                "n_sentences": len(data),
+                "responses": list(data.responses.columns),
+                "groups": args.group_column,
+            },
+            "n_random": args.n_random,
+            "match": args.match,
+            "folds": args.folds,
+            "seed": args.seed,
+            "versions": versions(),
+            "timings": {"alignment_s": seconds},
+        }
+        (tmp / "record.json").write_text(json.dumps(record, indent=2, default=str))
+    print(frame.groupby("set")["r"].agg(["mean", "min", "max"]).round(3).to_string())
+    selected = frame[frame["set"] == "selected"].iloc[0]
+    if "p_value" in frame:
+        print(f"selected r = {selected['r']:.3f}, p vs random = {selected['p_value']:.3g}")
+    print(f"wrote {out}/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tl-localize", description="Functional localizers for language models."
@@ -216,6 +285,23 @@ def build_parser() -> argparse.ArgumentParser:
     abl.add_argument("--force", action="store_true")
     abl.add_argument("--quiet", action="store_true")
     abl.set_defaults(func=_cmd_ablate)
+
+    brain = sub.add_parser("brain", help="encoding of fMRI responses by the localized units")
+    brain.add_argument("--units", required=True, help="a folder written by 'localize'")
+    brain.add_argument("--data", required=True, help="CSV with sentences and responses")
+    brain.add_argument("--model", default=None)
+    brain.add_argument("--sentence-column", default="Sentence")
+    brain.add_argument("--response-column", default="EffectSize", help="one or a comma list")
+    brain.add_argument("--group-column", default=None, help="keep each group in one fold")
+    brain.add_argument("--n-random", type=int, default=10)
+    brain.add_argument("--match", default="uniform", choices=["uniform", "layer", "magnitude"])
+    brain.add_argument("--folds", type=int, default=10)
+    brain.add_argument("--seed", type=int, default=0)
+    brain.add_argument("--layers", action="store_true", help="also score each layer's units")
+    brain.add_argument("--out", required=True)
+    brain.add_argument("--force", action="store_true")
+    brain.add_argument("--quiet", action="store_true")
+    brain.set_defaults(func=_cmd_brain)
     return parser
 
 
