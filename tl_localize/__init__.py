@@ -27,6 +27,7 @@ from .contrast import Contrast
 from .errors import LocalizeError
 from .localize import PRESETS, Localization, LocalizeConfig, localize
 from .models import load_model
+from .networks import Overlap, overlap, plot_networks, plot_profile, profile
 from .sites import SITES, Site
 from .units import Units
 
@@ -38,6 +39,7 @@ __all__ = [
     "Localization",
     "LocalizeConfig",
     "LocalizeError",
+    "Overlap",
     "Site",
     "Units",
     "ablated",
@@ -50,9 +52,13 @@ __all__ = [
     "layer_alignment",
     "load_model",
     "localize",
+    "overlap",
     "plot_ablation",
     "plot_brain_alignment",
     "plot_layer_alignment",
+    "plot_networks",
+    "plot_profile",
+    "profile",
     "sentence_features",
     "unit_means",
 ]

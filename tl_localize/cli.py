@@ -26,6 +26,8 @@ def _contrast(args: argparse.Namespace) -> Contrast:
     spec = args.contrast
     path = Path(spec)
     if path.is_dir():
+        if any(path.glob("*_story.txt")):
+            return Contrast.from_tomloc(path)
         return Contrast.from_evlab_csv(path)
     if path.suffix == ".csv":
         if not (args.positive and args.negative):
@@ -237,7 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     loc.add_argument(
         "--contrast",
         default="language",
-        help="built-in name, a CSV file, or a folder of EvLab CSV lists",
+        help="built-in (language, language4, md, tom), a CSV file, a folder of EvLab CSV "
+        "lists, or a tomloc folder",
     )
     loc.add_argument("--text-column", default="text")
     loc.add_argument("--condition-column", default="condition")

@@ -27,7 +27,7 @@ from .units import MATCHES, Units
 
 __all__ = ["TASKS", "compare_ablation", "mcnemar_p", "plot_ablation"]
 
-TASKS = ("builtin", "blimp", "syntaxgym")
+TASKS = ("builtin", "blimp", "syntaxgym", "arithmetic", "false_belief")
 
 Task = Callable[..., pd.DataFrame]
 
@@ -52,6 +52,11 @@ def _task(
         if syntaxgym is None:
             raise LocalizeError("Task 'syntaxgym' needs syntaxgym='suite file or folder'.")
         return lambda model, **kw: evaluate.syntaxgym(model, syntaxgym, **kw)
+    if name == "arithmetic":
+        n = n_per_paradigm or 50
+        return lambda model, **kw: evaluate.arithmetic(model, n_per_level=n, **kw)
+    if name == "false_belief":
+        return lambda model, **kw: evaluate.false_belief(model, **kw)
     raise LocalizeError(
         f"Unknown task {name!r}. Tasks: {list(TASKS)}, or a (name, function) pair where "
         "function(model, hooks=..., progress=...) returns a DataFrame with a 'correct' column."
@@ -90,8 +95,9 @@ def compare_ablation(
     Args:
         units: a :class:`Units`, or a :class:`Localization` (needed for ``fractions`` and
             gives the activation magnitudes for ``match="magnitude"``).
-        tasks: ``"builtin"`` (the toolkit's minimal pairs), ``"blimp"``, ``"syntaxgym"``, or
-            ``(name, function)`` pairs.
+        tasks: ``"builtin"`` (the toolkit's minimal pairs), ``"blimp"``, ``"syntaxgym"``,
+            ``"arithmetic"`` (held-out problems, ``n_per_paradigm`` per level, default 50),
+            ``"false_belief"`` (the held-out stories), or ``(name, function)`` pairs.
         n_random: random controls per match.
         match: control kinds: ``"uniform"`` (the reference), ``"layer"``, ``"magnitude"``;
             default both ``uniform`` and ``magnitude``.

@@ -48,8 +48,74 @@ def _builtin_language() -> Contrast:
     )
 
 
-# name -> factory; each returns a fresh Contrast
-BUILTINS = {"language": _builtin_language}
+def _builtin_language4() -> Contrast:
+    return Contrast(
+        name="language4",
+        conditions={
+            "sentences": _stimulus_lines("language", "sentences.txt"),
+            "word_lists": _stimulus_lines("language4", "word_lists.txt"),
+            "jabberwocky": _stimulus_lines("language4", "jabberwocky.txt"),
+            "nonwords": _stimulus_lines("language", "nonwords.txt"),
+        },
+        positive_condition="sentences",
+        negative_condition="nonwords",
+        pooling="last",
+        description=(
+            "The four-condition language set: sentences, word lists (each sentence's words "
+            "scrambled), Jabberwocky (content words replaced by pseudowords, function words "
+            "and inflections kept) and non-word lists; 240 of each."
+        ),
+    )
+
+
+def _builtin_md(n: int = 100, seed: int = 0) -> Contrast:
+    from .evaluate.arithmetic import LEVELS, format_problem, make_problems
+
+    conditions = {
+        level: [format_problem(a, op, b) for a, op, b in make_problems(n, LEVELS[level], seed=seed)]
+        for level in ("hard", "easy")
+    }
+    return Contrast(
+        name="md",
+        conditions=conditions,
+        positive_condition="hard",
+        negative_condition="easy",
+        pooling="mean",
+        description=(
+            f"Multiple demand: {n} hard (operands 100-199) vs {n} easy (operands 1-19) "
+            f"arithmetic problems, + or -, seed {seed}, in the reference format."
+        ),
+    )
+
+
+def _builtin_tom(split: str = "localizer") -> Contrast:
+    from .evaluate.false_belief import builtin_stories, story_text
+
+    stories = builtin_stories(split)
+    conditions = {
+        cond: [story_text(r.story, r.statement) for r in group.itertuples()]
+        for cond, group in stories.groupby("condition", sort=True)
+    }
+    return Contrast(
+        name="tom",
+        conditions=conditions,
+        positive_condition="false_belief",
+        negative_condition="false_photo",
+        pooling="mean",
+        description=(
+            f"Theory of mind: false-belief vs false-photograph stories ({split} split), each "
+            "followed by its true/false statement."
+        ),
+    )
+
+
+# name -> factory (keyword options allowed); each returns a fresh Contrast
+BUILTINS: dict[str, Any] = {
+    "language": _builtin_language,
+    "language4": _builtin_language4,
+    "md": _builtin_md,
+    "tom": _builtin_tom,
+}
 
 
 @dataclass(frozen=True)
@@ -174,14 +240,42 @@ class Contrast:
 
     # -- constructors --------------------------------------------------------------------
     @classmethod
-    def builtin(cls, name: str) -> Contrast:
-        """A contrast shipped with the toolkit: ``"language"``."""
+    def builtin(cls, name: str, **options: Any) -> Contrast:
+        """A contrast shipped with the toolkit.
+
+        - ``"language"``: 240 sentences vs 240 non-word lists (last-token pooling).
+        - ``"language4"``: sentences, word lists, Jabberwocky, non-word lists (240 each).
+        - ``"md"``: hard vs easy arithmetic, ``n=100`` each, ``seed=0`` (mean pooling).
+        - ``"tom"``: 24 false-belief vs 24 false-photo stories, ``split="localizer"`` (mean
+          pooling); ``split="heldout"`` gives the 12 + 12 evaluation stories.
+        """
         if name not in BUILTINS:
             raise LocalizeError(
                 f"No built-in contrast {name!r}. Built-ins: {sorted(BUILTINS)}. For your own "
-                "stimuli use Contrast.from_frame / from_csv / from_evlab_csv."
+                "stimuli use Contrast.from_frame / from_csv / from_evlab_csv / from_tomloc."
             )
-        return BUILTINS[name]()
+        return BUILTINS[name](**options)
+
+    @classmethod
+    def from_tomloc(cls, folder: str | Path, *, name: str = "tom") -> Contrast:
+        """The Saxe-lab theory-of-mind localizer folder (``{i}b_story.txt``,
+        ``{i}b_question.txt``, ``{i}p_story.txt``, ``{i}p_question.txt``): false-belief vs
+        false-photograph stories, each followed by its statement; mean pooling."""
+        from .evaluate.false_belief import load_tomloc, story_text
+
+        stories = load_tomloc(folder)
+        conditions = {
+            cond: [story_text(r.story, r.statement) for r in group.itertuples()]
+            for cond, group in stories.groupby("condition", sort=True)
+        }
+        return cls(
+            name,
+            conditions,
+            "false_belief",
+            "false_photo",
+            pooling="mean",
+            description=f"Saxe-lab tomloc stories from {folder}",
+        )
 
     @classmethod
     def from_frame(
