@@ -89,9 +89,15 @@ def test_identical_conditions_warn_that_nothing_is_selective(tiny):
 
 
 def test_preset_settings(tiny):
-    loc = localize(tiny, CONTRAST, preset="alkhamissi2025", top=4, progress=False)
+    last = Contrast("toy_last", CONTRAST.conditions, "words", "junk", pooling="last")
+    loc = localize(tiny, last, preset="alkhamissi2025", top=4, progress=False)
     assert loc.config.truncate == 12 and loc.config.batch_size == 1
     assert loc.config.pooling == "last" and loc.record["contrast"]["pooling"] == "last"
+    # contrasts pooled by the mean (MD, ToM) keep the mean and are not truncated
+    mean = localize(tiny, CONTRAST, preset="alkhamissi2025", top=4, progress=False)
+    assert mean.config.truncate is None and mean.config.pooling == "mean"
+    with pytest.raises(LocalizeError, match="fixes"):
+        localize(tiny, CONTRAST, preset="alkhamissi2025", pooling="last", progress=False)
 
 
 def test_save_and_load_folder(tiny, tmp_path):

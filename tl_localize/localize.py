@@ -35,16 +35,19 @@ __all__ = ["PRESETS", "Localization", "LocalizeConfig", "localize", "resolve_top
 
 SELECTIONS = ("global", "per_layer")
 
-# Each preset fixes these settings; see docs/method.md for what each reproduces.
+# Each preset fixes these settings, and those under "by_pooling" according to the
+# contrast's own pooling; see docs/method.md for what each reproduces.
 PRESETS: dict[str, dict[str, Any]] = {
     "alkhamissi2025": {
         "site": "resid_post",
-        "pooling": "last",
-        "truncate": 12,
         "prepend_bos": None,
         "batch_size": 1,
         "absolute": True,
         "selection": "global",
+        "by_pooling": {
+            "last": {"pooling": "last", "truncate": 12},  # the language localizer
+            "mean": {"pooling": "mean", "truncate": None},  # MD and ToM
+        },
     },
 }
 
@@ -247,12 +250,13 @@ class Localization:
         return cls(units, stats, config, record)
 
 
-def _resolve_config(preset: str | None, **given: Any) -> LocalizeConfig:
+def _resolve_config(preset: str | None, contrast_pooling: str, **given: Any) -> LocalizeConfig:
     settings = {k: v for k, v in given.items() if v is not None}
     if preset is not None:
         if preset not in PRESETS:
             raise LocalizeError(f"Unknown preset {preset!r}; presets: {sorted(PRESETS)}.")
-        fixed = PRESETS[preset]
+        fixed = {k: v for k, v in PRESETS[preset].items() if k != "by_pooling"}
+        fixed.update(PRESETS[preset]["by_pooling"][contrast_pooling])
         clash = {k: v for k, v in settings.items() if k in fixed and fixed[k] != v}
         if clash:
             raise LocalizeError(
@@ -288,7 +292,9 @@ def localize(
         pooling: ``last`` or ``mean``; default the contrast's.
         absolute: Welch t on |activation| (default True, the reference).
         selection: ``global`` (default) or ``per_layer``.
-        preset: ``"alkhamissi2025"`` reproduces the reference recipe exactly.
+        preset: ``"alkhamissi2025"`` reproduces the reference recipe exactly (last token
+            and 12-token truncation for contrasts pooled by the last token, such as
+            language; mean over tokens without truncation for MD and ToM).
         batch_size: texts per forward pass (default 32; the preset uses 1).
         truncate: keep the first N tokens (default: no truncation; the preset uses 12).
         prepend_bos: default: as the model's tokenizer does.
@@ -297,8 +303,15 @@ def localize(
     Returns:
         A :class:`Localization`.
     """
+    if isinstance(contrast, str):
+        contrast = Contrast.builtin(contrast)
+    if not isinstance(contrast, Contrast):
+        raise LocalizeError(
+            f"contrast must be a Contrast or a built-in name, got {type(contrast).__name__}."
+        )
     config = _resolve_config(
         preset,
+        contrast.pooling,
         site=site,
         top=parse_top(top),
         pooling=pooling,
@@ -308,12 +321,6 @@ def localize(
         truncate=truncate,
         prepend_bos=prepend_bos,
     )
-    if isinstance(contrast, str):
-        contrast = Contrast.builtin(contrast)
-    if not isinstance(contrast, Contrast):
-        raise LocalizeError(
-            f"contrast must be a Contrast or a built-in name, got {type(contrast).__name__}."
-        )
     site_obj = get_site(config.site, model)
     n_layers = int(model.cfg.n_layers)
     hook_names = [site_obj.hook_name(layer) for layer in range(n_layers)]
