@@ -62,3 +62,16 @@ def test_cli_errors_are_messages(small_csv, tmp_path, capsys):
     assert main(["localize", "--contrast", "vision", "--out", out]) == 2
     assert "No built-in contrast 'vision'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_localize_command_md_and_tomloc(tmp_path, shared_data, default_model):
+    out = tmp_path / "md"
+    assert main(["localize", "--contrast", "md", "--top", "50", "--out", str(out), "--quiet"]) == 0
+    record = json.loads((out / "record.json").read_text())
+    assert record["contrast"]["name"] == "md" and record["contrast"]["pooling"] == "mean"
+    assert record["contrast"]["sizes"] == {"hard": 100, "easy": 100}
+    out = tmp_path / "tomloc"
+    args = ["localize", "--contrast", str(shared_data / "tomloc"), "--top", "50"]
+    assert main([*args, "--out", str(out), "--quiet"]) == 0
+    record = json.loads((out / "record.json").read_text())
+    assert record["contrast"]["sizes"] == {"false_belief": 10, "false_photo": 10}

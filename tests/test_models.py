@@ -66,7 +66,7 @@ def test_cache_is_reused_and_a_damaged_one_rebuilt(default_model, tmp_path, monk
         model = load_model()
     assert model.cfg.n_layers == 30
     json.loads((copy / "config.json").read_text())  # rebuilt: valid again
-    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+    assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
 
 
 def test_bad_model_specs(tmp_path):

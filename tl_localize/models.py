@@ -14,7 +14,6 @@ import importlib.util
 import json
 import os
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import torch
 
 from .errors import LocalizeError
+from .results import atomic_folder
 
 __all__ = [
     "DEFAULT_MODEL_FILE",
@@ -109,9 +109,7 @@ def _write_cache(source: Path, folder: Path, source_hash: str) -> None:
     """De-quantize ``source`` and write it to ``folder`` atomically (write, then rename)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
-    try:
+    with atomic_folder(folder, force=True) as tmp:
         tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
         hf_model = AutoModelForCausalLM.from_pretrained(
             source.parent, gguf_file=source.name, dtype=torch.float32
@@ -127,12 +125,6 @@ def _write_cache(source: Path, folder: Path, source_hash: str) -> None:
         files = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
         manifest = {"source": str(source), "source_sha256": source_hash, "files": files}
         (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=2))
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _ensure_architectures(config: Any) -> None:
