@@ -120,6 +120,12 @@ def test_ablate_command(default_model, loc, tmp_path, capsys):
     assert record["localization"]["contrast"]["hash"] == loc.record["contrast"]["hash"]
     assert main(args) == 2
     assert "already exists" in capsys.readouterr().err
+    mean_args = [*args[:-5], "--n-random", "0", "--method", "mean", "--means-from", "md"]
+    assert main([*mean_args, "--out", str(tmp_path / "mean"), "--quiet"]) == 0
+    record = json.loads((tmp_path / "mean" / "record.json").read_text())
+    assert record["method"] == "mean"
+    frame = pd.read_csv(tmp_path / "mean" / "ablation.csv")
+    assert frame["set"].tolist() == ["intact", "selected"]
 
 
 def test_syntaxgym_agreement_suite(default_model, tmp_path):

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from .contrast import Contrast
+from .contrast import BUILTINS, Contrast
 from .errors import LocalizeError
 from .localize import PRESETS, localize
 from .models import load_model
@@ -101,7 +101,11 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     loc = Localization.load(args.units, model)
     means = None
     if args.method == "mean":
-        reference = Contrast.builtin(args.means_from)
+        name = args.means_from
+        if name is None:  # the localizer's own stimuli when built in
+            name = loc.record["contrast"]["name"]
+            name = name if name in BUILTINS else "language"
+        reference = Contrast.builtin(name)
         texts = [t for texts in reference.conditions.values() for t in texts]
         means = unit_means(model, texts, loc.units.site, progress=not args.quiet)
     fractions = [float(f) for f in args.fractions.split(",")] if args.fractions else None
@@ -280,8 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     abl.add_argument("--method", default="zero", choices=["zero", "mean"])
     abl.add_argument(
         "--means-from",
-        default="language",
-        help="built-in contrast whose texts give the means for --method mean",
+        default=None,
+        help="built-in contrast whose texts give the means for --method mean (default: the "
+        "localization's contrast when built in, else language)",
     )
     abl.add_argument("--fractions", default=None, help="e.g. 0.00125,0.0025,0.005,0.01")
     abl.add_argument("--out", required=True)
