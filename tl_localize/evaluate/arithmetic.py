@@ -135,10 +135,11 @@ def _greedy_matches(
     from tqdm.auto import tqdm
 
     tokenizer = hf_tokenizer(model)
-    prompt_lengths = [len(tokenizer(p)["input_ids"]) for p in prompts]
-    full = [tokenizer(t)["input_ids"] for t in texts]
-    for i, (n_prompt, ids) in enumerate(zip(prompt_lengths, full, strict=True)):
-        if tokenizer(prompts[i])["input_ids"] != ids[:n_prompt]:
+    prompt_ids = tokenizer(prompts)["input_ids"]
+    prompt_lengths = [len(ids) for ids in prompt_ids]
+    full = tokenizer(texts)["input_ids"]
+    for i, (prompt, ids) in enumerate(zip(prompt_ids, full, strict=True)):
+        if prompt != ids[: len(prompt)]:
             raise LocalizeError(
                 f"Problem {i}: the prompt's tokens are not a prefix of the full text's; this "
                 "tokenizer merges across 'Answer:' and the answer."

@@ -128,14 +128,14 @@ def false_belief(
     tokenizer = hf_tokenizer(model)
     n = len(frame)
     frame = frame.copy()
+    prompt_lengths = [len(ids) for ids in tokenizer(prompts)["input_ids"]]
     for k, option in enumerate(options):
-        values = []
-        for i, prompt in enumerate(prompts):
-            # the option's tokens are the full text's tokens beyond the prompt's
-            n_option = len(tokenizer(prompt + option)["input_ids"]) - len(
-                tokenizer(prompt)["input_ids"]
-            )
-            values.append(float(scores[k * n + i][-n_option:].sum()))
+        # the option's tokens are the full text's tokens beyond the prompt's
+        full_lengths = [len(ids) for ids in tokenizer([p + option for p in prompts])["input_ids"]]
+        values = [
+            float(scores[k * n + i][-(full_lengths[i] - prompt_lengths[i]) :].sum())
+            for i in range(n)
+        ]
         frame[f"logprob_{option.strip().lower()}"] = values
     frame["correct"] = (frame["logprob_true"] > frame["logprob_false"]) == frame["answer"].astype(
         bool
