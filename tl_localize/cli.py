@@ -229,6 +229,107 @@ def _cmd_brain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_pairs(path: Path) -> object:
+    import pandas as pd
+
+    from .evaluate import read_jsonl
+
+    if not path.is_file():
+        raise LocalizeError(f"--pairs {path}: no such file (a .csv or .jsonl of minimal pairs).")
+    return read_jsonl(path) if path.suffix == ".jsonl" else pd.read_csv(path)
+
+
+def _cmd_attribute(args: argparse.Namespace) -> int:
+    import json
+
+    import matplotlib.pyplot as plt
+
+    from .attribution import check_attribution, plot_check, unit_attribution
+    from .join import join, join_summary, plot_join, plot_join_layers
+    from .localize import Localization
+    from .results import atomic_folder
+    from .views import head_attention_view, head_writes, top_stimuli_view
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise LocalizeError(f"{out} already exists; pass --force to replace it.")
+    task = _read_pairs(Path(args.pairs)) if args.pairs else args.task
+    model = load_model(args.model)
+    loc = Localization.load(args.units, model)
+    site = loc.units.site
+    options = {"blimp": args.blimp} if args.blimp else {}
+    att = unit_attribution(
+        model, site, task, n_items=args.n_items, unaligned=args.unaligned,
+        progress=not args.quiet, **options,
+    )  # fmt: skip
+    check = None
+    if args.check:
+        check = check_attribution(
+            model, site, task, n_units=args.check, n_items=args.check_items,
+            unaligned=args.unaligned, progress=not args.quiet,
+        )  # fmt: skip
+    frame = join(loc, att, check)
+    summary = join_summary(frame, args.score)
+    name = loc.record["contrast"]["name"]
+    contrast = Contrast.builtin(name) if name in BUILTINS else None
+    heads = None
+    if site == "resid_post" and contrast is not None:
+        texts = contrast.conditions[contrast.positive_condition][:64]
+        heads = head_writes(model, loc.units, texts)
+    figures = {"attribution.png": plot_join(frame, args.score)}
+    figures["layers.png"] = plot_join_layers(summary)
+    if check is not None:
+        figures["check.png"] = plot_check(check)
+    att.record.update(
+        command=shlex.join(["tl-localize", *args.argv]),
+        units=str(Path(args.units).resolve()),
+        localization=loc.record,
+        score=args.score,
+        check=None if check is None else {**check.attrs, "n_units": len(check)},
+    )
+    with atomic_folder(out, force=args.force) as tmp:
+        att.write(tmp)
+        frame.to_csv(tmp / "join.csv", index=False)
+        summary.to_csv(tmp / "summary.csv", index=False)
+        if check is not None:
+            check.to_csv(tmp / "check.csv", index=False)
+        if heads is not None:
+            heads.to_csv(tmp / "heads.csv", index=False)
+        for filename, fig in figures.items():
+            fig.savefig(tmp / filename, dpi=120, bbox_inches="tight")
+            plt.close(fig)
+        if args.views and contrast is not None:
+            order = loc.stats["t"]
+            top_stimuli_view(model, loc.units, contrast, order=order).save(
+                tmp / "top_stimuli.view.html"
+            )
+            if heads is not None:
+                examples = [texts[0] for texts in contrast.conditions.values()]
+                head_attention_view(model, heads.head(4), examples).save(tmp / "heads.view.html")
+        (tmp / "record.json").write_text(json.dumps(att.record, indent=2, default=str))
+    overall = summary.iloc[0]
+    print(
+        f"{att!r}\nselectivity vs {args.score}: Spearman rho {overall['spearman']:.3f} "
+        f"(p {overall['p_spearman']:.2g}); top-{overall['n_selected']} overlap "
+        f"{overall['overlap']} (chance {overall['expected']:.1f}, p {overall['p_overlap']:.2g})"
+    )
+    if check is not None:
+        print(
+            f"attribution vs real patching on {len(check)} units: "
+            f"r {check.attrs['pearson']:.2f}, rho {check.attrs['spearman']:.2f}"
+        )
+    print(f"wrote {out}/")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    path = write_report(args.folder, args.out)
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tl-localize", description="Functional localizers for language models."
@@ -310,6 +411,32 @@ def build_parser() -> argparse.ArgumentParser:
     brain.add_argument("--force", action="store_true")
     brain.add_argument("--quiet", action="store_true")
     brain.set_defaults(func=_cmd_brain)
+
+    att = sub.add_parser(
+        "attribute", help="attribution patching per unit, joined with a localization"
+    )
+    att.add_argument("--units", required=True, help="a folder written by 'localize'")
+    att.add_argument("--model", default=None)
+    att.add_argument("--task", default="builtin", choices=["builtin", "blimp"])
+    att.add_argument("--blimp", default=None, help="folder of BLiMP .jsonl files")
+    att.add_argument("--pairs", default=None, help="a .csv or .jsonl of minimal pairs instead")
+    att.add_argument("--n-items", type=int, default=None, help="a random sample of N pairs")
+    att.add_argument("--unaligned", default=None, choices=["error", "drop"])
+    att.add_argument(
+        "--check", type=int, default=20, help="units to check by real patching (0: none)"
+    )
+    att.add_argument("--check-items", type=int, default=24)
+    att.add_argument("--score", default="patch_abs", help="attribution score to compare")
+    att.add_argument("--views", action="store_true", help="also write circuitsvis views")
+    att.add_argument("--out", required=True)
+    att.add_argument("--force", action="store_true")
+    att.add_argument("--quiet", action="store_true")
+    att.set_defaults(func=_cmd_attribute)
+
+    rep = sub.add_parser("report", help="one self-contained HTML page from a results folder")
+    rep.add_argument("folder", help="a results folder, or a folder of them")
+    rep.add_argument("--out", default=None, help="the page to write (default FOLDER/report.html)")
+    rep.set_defaults(func=_cmd_report)
     return parser
 
 

@@ -4,7 +4,7 @@ ablated model."""
 
 from .arithmetic import arithmetic, make_problems
 from .false_belief import builtin_stories, false_belief, load_tomloc
-from .minimal_pairs import blimp, builtin_pairs, load_blimp, minimal_pairs
+from .minimal_pairs import blimp, builtin_pairs, load_blimp, minimal_pairs, minimal_pairs_frame
 from .perplexity import perplexity
 from .syntaxgym import load_suites, parse_formula, syntaxgym
 
@@ -19,6 +19,7 @@ __all__ = [
     "load_tomloc",
     "make_problems",
     "minimal_pairs",
+    "minimal_pairs_frame",
     "parse_formula",
     "perplexity",
     "syntaxgym",

@@ -19,12 +19,21 @@ import pandas as pd
 from ..errors import LocalizeError
 from ..scoring import token_logprobs
 
-__all__ = ["blimp", "builtin_pairs", "load_blimp", "minimal_pairs", "read_jsonl"]
+__all__ = [
+    "blimp",
+    "builtin_pairs",
+    "load_blimp",
+    "minimal_pairs",
+    "minimal_pairs_frame",
+    "read_jsonl",
+]
 
 BLIMP_HUB = "nyu-mll/blimp"
 
 
-def _as_frame(pairs: Any) -> pd.DataFrame:
+def minimal_pairs_frame(pairs: Any) -> pd.DataFrame:
+    """Minimal pairs as a DataFrame with ``sentence_good`` and ``sentence_bad`` (from a
+    DataFrame, a list of dicts, or a list of (good, bad) tuples), checked for empty texts."""
     if isinstance(pairs, pd.DataFrame):
         frame = pairs.reset_index(drop=True)
     elif isinstance(pairs, Sequence) and pairs and isinstance(pairs[0], tuple | list):
@@ -54,7 +63,7 @@ def minimal_pairs(
 ) -> pd.DataFrame:
     """Score minimal pairs; one row per pair with ``logprob_good``, ``logprob_bad``,
     ``correct`` and the pair's other columns (identifiers) kept."""
-    frame = _as_frame(pairs)
+    frame = minimal_pairs_frame(pairs)
     texts = list(frame["sentence_good"]) + list(frame["sentence_bad"])
     scores = token_logprobs(
         model, texts, hooks=hooks, batch_size=batch_size, progress=progress, desc="pairs"
