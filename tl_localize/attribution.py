@@ -51,7 +51,7 @@ from .errors import LocalizeError
 from .localize import select_top
 from .models import hf_tokenizer, model_signature
 from .results import atomic_folder, now, versions
-from .sites import get_site
+from .sites import Site, get_site
 from .units import Units
 
 __all__ = [
@@ -296,7 +296,7 @@ class Attribution:
 
 def unit_attribution(
     model: Any,
-    site: str = "resid_post",
+    site: str | Site = "resid_post",
     task: Any = "builtin",
     *,
     n_items: int | None = None,
@@ -434,7 +434,7 @@ def _patched_logprobs(
 
 def check_attribution(
     model: Any,
-    site: str = "resid_post",
+    site: str | Site = "resid_post",
     task: Any = "builtin",
     *,
     kind: str = "patch",

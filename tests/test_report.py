@@ -1,0 +1,165 @@
+"""``tl-localize report``: one self-contained page from real results, checked in headless
+Chromium (installed by ``make test``: Debian's chromium and chromium-driver)."""
+
+import json
+import re
+import shutil
+
+import matplotlib.pyplot as plt
+import pytest
+
+from tl_localize import (
+    Contrast,
+    LocalizeError,
+    compare_ablation,
+    evaluate,
+    localize,
+    plot_ablation,
+    unit_attribution,
+)
+from tl_localize.cli import main
+from tl_localize.report import build_report, find_results, write_report
+from tl_localize.views import BUNDLE_TAG, top_stimuli_view
+
+POS = [f"the {w} sat on a mat" for w in ["cat", "dog", "owl", "fox", "hen", "ram", "cow", "elk"]]
+NEG = [f"zq{w}x vbk qqp" for w in ["ab", "cd", "ef", "gh", "ij", "kl", "mn", "op"]]
+PAIRS = [("the dogs run far", "the dogs ran far"), ("a cat sat here", "a cat sit here")]
+
+
+@pytest.fixture(scope="module")
+def results(tiny, tmp_path_factory):
+    """A folder of real results made on the tiny model: localization, ablation, attribution."""
+    root = tmp_path_factory.mktemp("results")
+    contrast = Contrast("toy", {"words": POS, "junk": NEG}, "words", "junk", pooling="mean")
+    loc = localize(tiny, contrast, top=6, progress=False)
+    loc.save(root / "language")
+
+    def task(model, **kw):
+        return evaluate.minimal_pairs(model, PAIRS, **kw)
+
+    ablation = root / "ablation"
+    ablation.mkdir()
+    frame = compare_ablation(tiny, loc, [("pairs", task)], n_random=2, progress=False)
+    frame.to_csv(ablation / "ablation.csv", index=False)
+    fig = plot_ablation(frame)
+    fig.savefig(ablation / "ablation.png")
+    plt.close(fig)
+    (ablation / "record.json").write_text(json.dumps({"command": "made in a test"}))
+
+    att = unit_attribution(tiny, "resid_post", PAIRS, progress=False)
+    att.save(root / "attribution")
+    top_stimuli_view(tiny, loc.units, POS + NEG, k=2).save(root / "attribution" / "top.view.html")
+    return root
+
+
+def browser_check(page):
+    """Open ``page`` in headless Chromium; return images, views, resources and errors."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver_path):
+        pytest.fail(
+            "Headless Chromium is needed: run 'make browser' (Debian packages chromium and "
+            "chromium-driver), which 'make test' does."
+        )
+    options = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(arg)
+    options.binary_location = chromium
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        driver.get(page.resolve().as_uri())
+        driver.execute_script("return document.readyState")
+        images = driver.execute_script(
+            "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])"
+        )
+        views = driver.execute_script(
+            "return Array.from(document.querySelectorAll('div[id^=\"circuits-vis\"]'))"
+            ".map(e => e.childElementCount)"
+        )
+        resources = driver.execute_script(
+            "return performance.getEntriesByType('resource').map(r => r.name)"
+        )
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    finally:
+        driver.quit()
+    return images, views, resources, errors
+
+
+def test_report_holds_every_result(results):
+    page = build_report(results)
+    assert [p.name for p in find_results(results)] == ["ablation", "attribution", "language"]
+    for kind in ("(ablation)", "(attribution)", "(localization)"):
+        assert kind in page
+    assert page.count("<img ") == 2  # ablation.png, layers.png
+    assert "made in a test" in page and "The whole record" in page
+    assert "selected units with the highest t" in page and "highest patch_abs" in page
+    assert page.count(BUNDLE_TAG) == 1
+    # nothing is fetched from elsewhere
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
+
+
+def test_report_in_headless_chromium(results):
+    page = write_report(results)
+    assert page == results / "report.html"
+    images, views, resources, errors = browser_check(page)
+    assert len(images) == 2 and all(done and width > 0 for _, done, width in images), images
+    assert views == [1], views  # the circuitsvis view rendered into its own div
+    assert all(not r.startswith("http") for r in resources), resources
+    assert errors == []
+
+
+def test_damaged_files_are_reported_and_the_rest_rendered(results, tmp_path):
+    damaged = tmp_path / "damaged"
+    shutil.copytree(results, damaged)
+    (damaged / "language" / "record.json").write_text('{"created": "2026-')
+    png = damaged / "ablation" / "ablation.png"
+    png.write_bytes(png.read_bytes()[:200])
+    (damaged / "attribution" / "items.csv").write_text("")
+    page = build_report(damaged)
+    for name in ("record.json", "ablation.png", "items.csv"):
+        assert f"Could not read <code>{name}</code>" in page
+    assert page.count('class="error"') == 3
+    assert page.count("<img ") == 1  # the localization's figure is still there
+    assert "highest patch_abs" in page  # and the attribution's table
+    images, _, _, errors = browser_check(write_report(damaged))
+    assert len(images) == 1 and images[0][2] > 0 and errors == []
+
+
+def test_nothing_to_report(tmp_path, capsys):
+    with pytest.raises(LocalizeError, match="holds no results"):
+        build_report(tmp_path)
+    with pytest.raises(LocalizeError, match="is not a folder"):
+        build_report(tmp_path / "missing")
+    assert main(["report", str(tmp_path)]) == 2
+    assert "holds no results" in capsys.readouterr().err
+    assert not (tmp_path / "report.html").exists()
+
+
+@pytest.mark.model
+def test_attribute_and_report_commands(default_model, tmp_path, capsys):
+    loc_dir, att_dir = tmp_path / "language", tmp_path / "attribution"
+    assert main(["localize", "--out", str(loc_dir), "--quiet"]) == 0
+    args = ["attribute", "--units", str(loc_dir), "--n-items", "40", "--check", "8"]
+    args += ["--check-items", "8", "--views", "--out", str(att_dir), "--quiet"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "Spearman rho" in out and "attribution vs real patching on 8 units" in out
+    files = {p.name for p in att_dir.iterdir()}
+    assert files == {
+        "attribution.safetensors", "attribution.csv", "items.csv", "record.json", "join.csv",
+        "summary.csv", "check.csv", "heads.csv", "attribution.png", "layers.png", "check.png",
+        "top_stimuli.view.html", "heads.view.html",
+    }  # fmt: skip
+    record = json.loads((att_dir / "record.json").read_text())
+    assert record["command"].startswith("tl-localize attribute") and record["n_pairs"] == 40
+    assert record["localization"]["contrast"]["name"] == "language"
+    assert record["check"]["n_units"] == 8
+    assert main(args) == 2 and "already exists" in capsys.readouterr().err
+    assert main(["report", str(tmp_path)]) == 0
+    images, views, resources, errors = browser_check(tmp_path / "report.html")
+    assert len(images) == 4 and all(done and width > 0 for _, done, width in images)
+    assert views == [1, 1, 1]  # top stimuli, and the heads on a sentence and a non-word list
+    assert all(not r.startswith("http") for r in resources) and errors == []
