@@ -151,6 +151,8 @@ def plot_join(frame: pd.DataFrame, score: str = "patch_abs") -> Any:
         palette={"other": "0.75", "selected": "C3"}, s=8, linewidth=0, ax=ax,
     )  # fmt: skip
     ax.set_yscale("symlog", linthresh=max(float(data["score"].abs().quantile(0.5)), 1e-6))
+    if (data["score"] >= 0).all():
+        ax.set_ylim(bottom=0)
     ax.set_xlabel("selectivity (Welch t)")
     ax.set_ylabel(f"attribution ({score})")
     fig.tight_layout()
