@@ -70,6 +70,30 @@ def make_tiny():
 
 
 @pytest.fixture(scope="session")
+def toy_contrast():
+    """Eight short sentences against eight letter strings, pooled by the mean."""
+    from tl_localize import Contrast
+
+    words = [
+        f"the {w} sat on a mat" for w in ["cat", "dog", "owl", "fox", "hen", "ram", "cow", "elk"]
+    ]
+    junk = [f"zq{w}x vbk qqp" for w in ["ab", "cd", "ef", "gh", "ij", "kl", "mn", "op"]]
+    return Contrast("toy", {"words": words, "junk": junk}, "words", "junk", pooling="mean")
+
+
+@pytest.fixture(scope="session")
+def toy_pairs():
+    """Minimal pairs whose sentences have the same number of characters (tiny-model tokens)."""
+    return [
+        ("the dogs run far", "the dogs ran far"),
+        ("a cat sat here", "a cat sit here"),
+        ("we go home now", "we gx home now"),
+        ("she has a pen", "she hss a pen"),
+        ("my owl flies", "my owl flied"),
+    ]
+
+
+@pytest.fixture(scope="session")
 def default_model():
     from tl_localize import load_model
 

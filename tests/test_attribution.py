@@ -9,22 +9,15 @@ from tl_localize import Attribution, LocalizeError, check_attribution, evaluate,
 from tl_localize.attribution import aligned_pairs
 from tl_localize.sites import Site
 
-# character-level tokens: each pair has sentences of the same length
-PAIRS = [
-    ("the dogs run far", "the dogs ran far"),
-    ("a cat sat here", "a cat sit here"),
-    ("we go home now", "we gx home now"),
-    ("she has a pen", "she hss a pen"),
-    ("my owl flies", "my owl flied"),
-]
-
 
 @pytest.mark.parametrize(
     ("site", "kind"),
     [("resid_post", "patch"), ("mlp_post", "patch"), ("attn_z", "patch"), ("mlp_out", "zero")],
 )
-def test_estimates_track_real_patching(tiny, site, kind):
-    check = check_attribution(tiny, site, PAIRS, kind=kind, n_units=12, n_items=5, progress=False)
+def test_estimates_track_real_patching(tiny, site, kind, toy_pairs):
+    check = check_attribution(
+        tiny, site, toy_pairs, kind=kind, n_units=12, n_items=5, progress=False
+    )
     assert len(check) == 12 and set(check["sampled"]) == {"top", "random"}
     # a tiny random model is nearly linear in one unit: the estimate is close to the truth
     assert check.attrs["pearson"] > 0.9, check
@@ -32,8 +25,8 @@ def test_estimates_track_real_patching(tiny, site, kind):
     assert top["actual"].abs().mean() > check[check["sampled"] == "random"]["actual"].abs().mean()
 
 
-def test_scores_and_items(tiny):
-    att = unit_attribution(tiny, "resid_post", PAIRS, progress=False)
+def test_scores_and_items(tiny, toy_pairs):
+    att = unit_attribution(tiny, "resid_post", toy_pairs, progress=False)
     assert set(att.scores) == {
         "patch_mean", "patch_abs", "zero_mean", "zero_abs", "dla_mean", "dla_abs",
     }  # fmt: skip
@@ -43,7 +36,7 @@ def test_scores_and_items(tiny):
     # direct logit attribution of resid_post is defined at the last layer only
     assert att.scores["dla_mean"][:2].isnan().all() and att.scores["dla_mean"][2].isfinite().all()
     # the pair metric is the evaluations' own score
-    scored = evaluate.minimal_pairs(tiny, PAIRS, progress=False)
+    scored = evaluate.minimal_pairs(tiny, toy_pairs, progress=False)
     np.testing.assert_allclose(att.items["logprob_good"], scored["logprob_good"], rtol=1e-4)
     np.testing.assert_allclose(
         att.items["score"], scored["logprob_good"] - scored["logprob_bad"], rtol=1e-4, atol=1e-4
@@ -53,17 +46,17 @@ def test_scores_and_items(tiny):
     assert len(att.top(5)) == 5 and len(att.top(0.1, "zero_mean")) == 9
 
 
-def test_neuron_and_head_dla_add_up_to_their_output_sites(tiny):
+def test_neuron_and_head_dla_add_up_to_their_output_sites(tiny, toy_pairs):
     # mlp_out = mlp_post @ W_out + b_out: per layer, the neurons' direct effects sum to the
     # output dimensions' direct effects minus the bias's, which is the same for every pair
     sums = {}
     for site in ("mlp_post", "mlp_out", "attn_z", "attn_out"):
-        att = unit_attribution(tiny, site, PAIRS[:1], progress=False)
+        att = unit_attribution(tiny, site, toy_pairs[:1], progress=False)
         sums[site] = att.scores["dla_mean"].sum(1)
     w_u = tiny.W_U.detach()
     b_out = torch.stack([tiny.blocks[i].mlp.out.bias.detach() for i in range(3)])
     b_o = torch.stack([tiny.blocks[i].attn.o.bias.detach() for i in range(3)])
-    ids = aligned_pairs(tiny, PAIRS[:1]).iloc[0]
+    ids = aligned_pairs(tiny, toy_pairs[:1]).iloc[0]
     pos, g, b = (
         ids["first_diff"] - 1,
         ids["ids_good"][ids["first_diff"]],
@@ -83,8 +76,8 @@ def test_neuron_and_head_dla_add_up_to_their_output_sites(tiny):
     )
 
 
-def test_unaligned_pairs(tiny):
-    pairs = [*PAIRS[:2], ("the dog runs", "the dog ran")]
+def test_unaligned_pairs(tiny, toy_pairs):
+    pairs = [*toy_pairs[:2], ("the dog runs", "the dog ran")]
     with pytest.raises(LocalizeError, match=r"Pair 2 does not align.*unaligned='drop'"):
         unit_attribution(tiny, "resid_post", pairs, progress=False)
     att = unit_attribution(tiny, "resid_post", pairs, unaligned="drop", progress=False)
@@ -95,26 +88,26 @@ def test_unaligned_pairs(tiny):
         unit_attribution(tiny, "resid_post", [("same text", "same text")], progress=False)
 
 
-def test_bad_input(tiny):
+def test_bad_input(tiny, toy_pairs):
     with pytest.raises(LocalizeError, match="Unknown site 'mlp_in'"):
-        unit_attribution(tiny, "mlp_in", PAIRS, progress=False)
+        unit_attribution(tiny, "mlp_in", toy_pairs, progress=False)
     missing = Site("gate", "blocks.{layer}.mlp.hook_gate_missing", ("d_mlp",), "not here")
     with pytest.raises(
         LocalizeError, match="This model has no hook 'blocks.0.mlp.hook_gate_missing'"
     ):
-        unit_attribution(tiny, missing, PAIRS, progress=False)
+        unit_attribution(tiny, missing, toy_pairs, progress=False)
     with pytest.raises(LocalizeError, match="Unknown attribution task 'syntax'"):
         unit_attribution(tiny, "resid_post", "syntax", progress=False)
     with pytest.raises(LocalizeError, match="sentence_good"):
         unit_attribution(tiny, "resid_post", [{"good": "a", "bad": "b"}], progress=False)
     with pytest.raises(LocalizeError, match="n_units must be between 2 and 96"):
-        check_attribution(tiny, "resid_post", PAIRS, n_units=500, progress=False)
+        check_attribution(tiny, "resid_post", toy_pairs, n_units=500, progress=False)
     with pytest.raises(LocalizeError, match="checks 'patch' or 'zero'"):
-        check_attribution(tiny, "resid_post", PAIRS, kind="dla", progress=False)
+        check_attribution(tiny, "resid_post", toy_pairs, kind="dla", progress=False)
 
 
-def test_save_and_load(tiny, make_tiny, tmp_path):
-    att = unit_attribution(tiny, "mlp_post", PAIRS, n_items=3, progress=False)
+def test_save_and_load(tiny, make_tiny, tmp_path, toy_pairs):
+    att = unit_attribution(tiny, "mlp_post", toy_pairs, n_items=3, progress=False)
     folder = att.save(tmp_path / "att")
     assert {p.name for p in folder.iterdir()} == {
         "attribution.safetensors", "attribution.csv", "items.csv", "record.json",

@@ -6,7 +6,6 @@ import pytest
 from scipy import stats as sps
 
 from tl_localize import (
-    Contrast,
     LocalizeError,
     check_attribution,
     compare_ablation,
@@ -21,25 +20,20 @@ from tl_localize import (
 )
 from tl_localize.join import top_attribution_units
 
-POS = [f"the {w} sat on a mat" for w in ["cat", "dog", "owl", "fox", "hen", "ram", "cow", "elk"]]
-NEG = [f"zq{w}x vbk qqp" for w in ["ab", "cd", "ef", "gh", "ij", "kl", "mn", "op"]]
-PAIRS = [
-    ("the dogs run far", "the dogs ran far"),
-    ("a cat sat here", "a cat sit here"),
-    ("we go home now", "we gx home now"),
-    ("she has a pen", "she hss a pen"),
-]
+
+@pytest.fixture(scope="module")
+def loc(tiny, toy_contrast):
+    return localize(tiny, toy_contrast, top=12, progress=False)
 
 
 @pytest.fixture(scope="module")
-def loc(tiny):
-    contrast = Contrast("toy", {"words": POS, "junk": NEG}, "words", "junk", pooling="mean")
-    return localize(tiny, contrast, top=12, progress=False)
+def pairs(toy_pairs):
+    return toy_pairs[:4]
 
 
 @pytest.fixture(scope="module")
-def att(tiny):
-    return unit_attribution(tiny, "resid_post", PAIRS, progress=False)
+def att(tiny, pairs):
+    return unit_attribution(tiny, "resid_post", pairs, progress=False)
 
 
 def test_join_has_a_row_per_unit(loc, att):
@@ -83,9 +77,9 @@ def test_summary_matches_direct_computation(loc, att):
         join_summary(frame, "t")
 
 
-def test_join_with_group_and_single_unit_ablation(tiny, loc, att):
+def test_join_with_group_and_single_unit_ablation(tiny, loc, att, pairs):
     def task(model, **kw):
-        return evaluate.minimal_pairs(model, PAIRS, **kw)
+        return evaluate.minimal_pairs(model, pairs, **kw)
 
     group = compare_ablation(
         tiny, loc, [("pairs", task)], n_random=1, match="uniform", progress=False
@@ -96,7 +90,7 @@ def test_join_with_group_and_single_unit_ablation(tiny, loc, att):
     selected_change = group.loc[group["set"] == "selected", "change_pct"].iloc[0]
     assert np.allclose(column.dropna(), selected_change)
 
-    check = check_attribution(tiny, "resid_post", PAIRS, n_units=6, n_items=4, progress=False)
+    check = check_attribution(tiny, "resid_post", pairs, n_units=6, n_items=4, progress=False)
     frame = join(loc, att, check)
     assert frame["single_patch"].notna().sum() == 6
     merged = frame.dropna(subset=["single_patch"]).set_index(["layer", "unit"])["single_patch"]
@@ -106,8 +100,8 @@ def test_join_with_group_and_single_unit_ablation(tiny, loc, att):
         join(loc, att, pd.DataFrame({"x": [1]}))
 
 
-def test_join_refuses_other_units(tiny, loc):
-    other = unit_attribution(tiny, "mlp_post", PAIRS, progress=False)
+def test_join_refuses_other_units(tiny, loc, pairs):
+    other = unit_attribution(tiny, "mlp_post", pairs, progress=False)
     with pytest.raises(LocalizeError, match="do not describe the same units"):
         join(loc, other)
 

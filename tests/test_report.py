@@ -9,7 +9,6 @@ import matplotlib.pyplot as plt
 import pytest
 
 from tl_localize import (
-    Contrast,
     LocalizeError,
     compare_ablation,
     evaluate,
@@ -21,21 +20,17 @@ from tl_localize.cli import main
 from tl_localize.report import build_report, find_results, write_report
 from tl_localize.views import BUNDLE_TAG, top_stimuli_view
 
-POS = [f"the {w} sat on a mat" for w in ["cat", "dog", "owl", "fox", "hen", "ram", "cow", "elk"]]
-NEG = [f"zq{w}x vbk qqp" for w in ["ab", "cd", "ef", "gh", "ij", "kl", "mn", "op"]]
-PAIRS = [("the dogs run far", "the dogs ran far"), ("a cat sat here", "a cat sit here")]
-
 
 @pytest.fixture(scope="module")
-def results(tiny, tmp_path_factory):
+def results(tiny, toy_contrast, toy_pairs, tmp_path_factory):
     """A folder of real results made on the tiny model: localization, ablation, attribution."""
     root = tmp_path_factory.mktemp("results")
-    contrast = Contrast("toy", {"words": POS, "junk": NEG}, "words", "junk", pooling="mean")
-    loc = localize(tiny, contrast, top=6, progress=False)
+    pairs = toy_pairs[:2]
+    loc = localize(tiny, toy_contrast, top=6, progress=False)
     loc.save(root / "language")
 
     def task(model, **kw):
-        return evaluate.minimal_pairs(model, PAIRS, **kw)
+        return evaluate.minimal_pairs(model, pairs, **kw)
 
     ablation = root / "ablation"
     ablation.mkdir()
@@ -46,9 +41,11 @@ def results(tiny, tmp_path_factory):
     plt.close(fig)
     (ablation / "record.json").write_text(json.dumps({"command": "made in a test"}))
 
-    att = unit_attribution(tiny, "resid_post", PAIRS, progress=False)
+    att = unit_attribution(tiny, "resid_post", pairs, progress=False)
     att.save(root / "attribution")
-    top_stimuli_view(tiny, loc.units, POS + NEG, k=2).save(root / "attribution" / "top.view.html")
+    top_stimuli_view(tiny, loc.units, toy_contrast, k=2).save(
+        root / "attribution" / "top.view.html"
+    )
     return root
 
 

@@ -52,7 +52,7 @@ from .localize import select_top
 from .models import hf_tokenizer, model_signature
 from .results import atomic_folder, now, versions
 from .sites import Site, get_site
-from .units import Units
+from .units import Units, unit_table
 
 __all__ = [
     "KINDS",
@@ -237,12 +237,7 @@ class Attribution:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per unit: ``layer``, ``unit`` and the six scores."""
-        n_layers, width = self.scores["patch_mean"].shape
-        layer, unit = np.divmod(np.arange(n_layers * width), width)
-        frame = pd.DataFrame({"layer": layer, "unit": unit})
-        for name in SCORES:
-            frame[name] = self.scores[name].reshape(-1).double().numpy()
-        return frame
+        return unit_table({name: self.scores[name].double() for name in SCORES})
 
     def top(self, top: float | int | str, score: str = "patch_abs") -> Units:
         """The units with the highest ``score`` (a fraction or a count, over all layers)."""

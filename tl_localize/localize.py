@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from jaxtyping import Bool, Float
@@ -29,7 +28,7 @@ from .models import model_signature
 from .results import atomic_folder, now, versions
 from .sites import get_site
 from .stats import benjamini_hochberg, cohens_d, welch_t
-from .units import Units
+from .units import Units, unit_table
 
 __all__ = ["PRESETS", "Localization", "LocalizeConfig", "localize", "resolve_top", "select_top"]
 
@@ -197,11 +196,7 @@ class Localization:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per unit: layer, unit, statistics, magnitude, magnitude rank, selected."""
-        n_layers, width = self.units.mask.shape
-        layer, unit = np.divmod(np.arange(n_layers * width), width)
-        frame = pd.DataFrame({"layer": layer, "unit": unit})
-        for name, tensor in self.stats.items():
-            frame[name] = tensor.reshape(-1).numpy()
+        frame = unit_table(self.stats)
         frame["magnitude_pct"] = frame["magnitude"].rank(pct=True)
         frame["selected"] = self.units.mask.reshape(-1).numpy()
         return frame

@@ -23,7 +23,7 @@ from torch import Tensor
 from .errors import LocalizeError
 from .sites import get_site
 
-__all__ = ["MATCHES", "Units"]
+__all__ = ["MATCHES", "Units", "unit_table"]
 
 MATCHES = ("uniform", "layer", "magnitude")
 FORMAT = "tl_localize.units/1"
@@ -257,3 +257,16 @@ class Units:
         if model is not None:
             units.check_model(model)
         return units
+
+
+def unit_table(tensors: dict[str, Tensor]) -> pd.DataFrame:
+    """One row per unit (``layer``, ``unit``) with a column per ``[n_layers, width]`` tensor."""
+    shapes = {tuple(t.shape) for t in tensors.values()}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+        raise LocalizeError(f"unit_table needs tensors of one [n_layers, width] shape: {shapes}.")
+    n_layers, width = next(iter(shapes))
+    layer, unit = np.divmod(np.arange(n_layers * width), width)
+    frame = pd.DataFrame({"layer": layer, "unit": unit})
+    for name, tensor in tensors.items():
+        frame[name] = tensor.reshape(-1).numpy()
+    return frame
