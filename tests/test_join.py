@@ -61,6 +61,8 @@ def test_summary_matches_direct_computation(loc, att):
     )
     reference = overlap(loc.units, top)
     assert overall["overlap"] == reference.count
+    shared = top.mask & loc.units.mask
+    assert overall["overlap_indices"] == len(set(shared.nonzero()[:, 1].tolist()))
     assert overall["expected"] == pytest.approx(reference.expected)
     assert overall["p_overlap"] == pytest.approx(reference.p_value)
     layers = summary.iloc[1:]

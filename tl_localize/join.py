@@ -96,7 +96,13 @@ def join_summary(frame: pd.DataFrame, score: str = "patch_abs") -> pd.DataFrame:
     Returns one row per scope: ``n_units``, ``spearman`` (t vs score) and its ``p_spearman``,
     ``spearman_magnitude`` (activation magnitude vs score: how much of any agreement the
     magnitude confound could explain), ``n_selected``, ``n_top_attribution``, ``overlap``,
-    ``expected`` (by chance), ``p_overlap`` (hypergeometric, P(overlap or more)).
+    ``overlap_indices`` (distinct unit indices among them), ``expected`` (by chance),
+    ``p_overlap`` (hypergeometric, P(overlap or more)).
+
+    At residual-stream sites the same index in different layers is the same direction of
+    the stream, carried from layer to layer, so those units are not independent draws and
+    the hypergeometric p-value overstates the evidence; ``overlap_indices`` says how many
+    distinct directions the overlap holds.
     """
     values = _score_values(frame, score)
     k = int(frame["selected"].sum())
@@ -109,7 +115,8 @@ def join_summary(frame: pd.DataFrame, score: str = "patch_abs") -> pd.DataFrame:
         rho, p_rho = sps.spearmanr(valid["t"], valid["score"]) if len(valid) > 2 else (np.nan,) * 2
         rho_mag = sps.spearmanr(valid["magnitude"], valid["score"])[0] if len(valid) > 2 else np.nan
         n, a, b = len(part), int(part["selected"].sum()), int(part["top_attribution"].sum())
-        both = int((part["selected"] & part["top_attribution"]).sum())
+        shared = part["selected"] & part["top_attribution"]
+        both = int(shared.sum())
         return {
             "scope": scope,
             "n_units": n,
@@ -119,6 +126,7 @@ def join_summary(frame: pd.DataFrame, score: str = "patch_abs") -> pd.DataFrame:
             "n_selected": a,
             "n_top_attribution": b,
             "overlap": both,
+            "overlap_indices": int(part.loc[shared, "unit"].nunique()),
             "expected": a * b / n,
             "p_overlap": float(sps.hypergeom.sf(both - 1, n, a, b)) if a and b else 1.0,
         }
