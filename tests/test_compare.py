@@ -16,6 +16,7 @@ from tl_localize import (
     plot_ablation,
 )
 from tl_localize.cli import main
+from tl_localize.report import build_report
 
 pytestmark = pytest.mark.model
 
@@ -183,5 +184,9 @@ def test_brain_command_on_pereira(default_model, loc, shared_data, tmp_path, cap
     assert frame["r"].between(-1, 1).all() and frame["r"].notna().all()
     record = json.loads((out / "record.json").read_text())
     assert record["data"]["n_sentences"] == 150 and record["folds"] == 5
+    # the report summarizes r by set and embeds the figure
+    page = build_report(out)
+    assert "(brain alignment)" in page and "r by set, summarized over 5 rows" in page
+    assert page.count("<img ") == 1 and "tl-localize brain" in page
     assert main([*args, "--force", "--response-column", "Response"]) == 2
     assert "No column 'Response'" in capsys.readouterr().err
