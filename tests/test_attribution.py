@@ -148,3 +148,13 @@ def test_direct_logit_attribution_decomposes_the_logit_difference(default_model)
         sums["mlp_post"].sum(1), sums["mlp_out"].sum(1), rtol=1e-3, atol=1e-3
     )
     torch.testing.assert_close(sums["attn_z"].sum(1), sums["attn_out"].sum(1), rtol=1e-3, atol=1e-3)
+
+
+def test_tokenizer_without_bos_and_texts_past_the_context(make_tiny, tiny, toy_pairs):
+    model = make_tiny(name="no-bos")
+    model.tokenizer.bos_token = None
+    with pytest.raises(LocalizeError, match="no BOS token.*tokenizer.bos_token"):
+        unit_attribution(model, "resid_post", toy_pairs, progress=False)
+    long = ("a" * 70, "b" * 70)
+    with pytest.raises(LocalizeError, match="longer than the model's context"):
+        unit_attribution(tiny, "resid_post", [long], progress=False)

@@ -92,6 +92,7 @@ def test_report_holds_every_result(results):
         assert kind in page
     assert page.count("<img ") == 2  # ablation.png, layers.png
     assert "made in a test" in page and "The whole record" in page
+    assert "<th>model</th><td><code>tiny</code>" in page  # from the localization's record
     assert "selected units with the highest t" in page and "highest patch_abs" in page
     assert page.count(BUNDLE_TAG) == 1
     # nothing is fetched from elsewhere

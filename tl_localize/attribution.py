@@ -47,6 +47,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from . import evaluate
+from .activations import tokenize
 from .errors import LocalizeError
 from .localize import select_top
 from .models import hf_tokenizer, model_signature
@@ -94,7 +95,11 @@ def aligned_pairs(model: Any, pairs: Any, unaligned: str = "error") -> pd.DataFr
     if unaligned not in ("error", "drop"):
         raise LocalizeError(f"unaligned must be 'error' or 'drop', got {unaligned!r}.")
     frame = evaluate.minimal_pairs_frame(pairs)
-    from .activations import tokenize
+    if hf_tokenizer(model).bos_token_id is None:
+        raise LocalizeError(
+            "The tokenizer has no BOS token, so the first token of a sentence cannot be scored. "
+            "Set tokenizer.bos_token (for example to the EOS token) before attribution."
+        )
 
     good = tokenize(model, list(frame["sentence_good"]), prepend_bos=True)
     bad = tokenize(model, list(frame["sentence_bad"]), prepend_bos=True)

@@ -82,7 +82,7 @@ def _record(path: Path) -> str:
     facts = {
         "command": record.get("command"),
         "created": record.get("created"),
-        "model": model.get("name") if isinstance(model, dict) else model,
+        "model": model.get("model") if isinstance(model, dict) else model,
         "contrast": (record.get("contrast") or record.get("localization", {}).get("contrast", {}))
         .get("name"),
         "versions": ", ".join(f"{k} {v}" for k, v in (record.get("versions") or {}).items()),
