@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import pytest
 
 from tl_localize import (
+    Contrast,
     LocalizeError,
     compare_ablation,
     evaluate,
@@ -139,7 +140,11 @@ def test_nothing_to_report(tmp_path, capsys):
 @pytest.mark.model
 def test_attribute_and_report_commands(default_model, tmp_path, capsys):
     loc_dir, att_dir = tmp_path / "language", tmp_path / "attribution"
-    assert main(["localize", "--out", str(loc_dir), "--quiet"]) == 0
+    full = Contrast.builtin("language")  # a subset, under the built-in's name and conditions
+    conditions = {full.positive_condition: full.positive[:48]}
+    conditions[full.negative_condition] = full.negative[:48]
+    small = Contrast("language", conditions, full.positive_condition, full.negative_condition)
+    localize(default_model, small, progress=False).save(loc_dir)
     args = ["attribute", "--units", str(loc_dir), "--n-items", "40", "--check", "8"]
     args += ["--check-items", "8", "--views", "--out", str(att_dir), "--quiet"]
     assert main(args) == 0
