@@ -54,6 +54,15 @@ def test_localize_command_writes_a_complete_record(small_csv, tmp_path, default_
     assert "already exists; pass --force" in capsys.readouterr().err
     assert main([*args, "--force"]) == 0
 
+    # attribution for a contrast that is not built in: no stimuli for views, and it says so
+    att = tmp_path / "att"
+    attribute = ["attribute", "--units", str(out), "--n-items", "8", "--check", "0"]
+    assert main([*attribute, "--views", "--out", str(att), "--quiet"]) == 0
+    assert "note: no heads.csv or views: the contrast 'small' is not built in" in (
+        capsys.readouterr().out
+    )
+    assert not {"heads.csv", "check.csv", "top_stimuli.view.html"} & {p.name for p in att.iterdir()}
+
 
 def test_cli_errors_are_messages(small_csv, tmp_path, capsys):
     out = str(tmp_path / "o")

@@ -276,6 +276,13 @@ def _cmd_attribute(args: argparse.Namespace) -> int:
     if site == "resid_post" and contrast is not None:
         texts = contrast.conditions[contrast.positive_condition][:64]
         heads = head_writes(model, loc.units, texts)
+    skipped = []
+    if contrast is None:
+        what = "heads.csv or views" if args.views else "heads.csv"
+        skipped.append(f"no {what}: the contrast {name!r} is not built in (no stimuli to show)")
+    elif site != "resid_post":
+        what = "heads.csv or heads view" if args.views else "heads.csv"
+        skipped.append(f"no {what}: head writes need resid_post units, not {site!r}")
     figures = {"attribution.png": plot_join(frame, args.score)}
     figures["layers.png"] = plot_join_layers(summary)
     if check is not None:
@@ -318,6 +325,8 @@ def _cmd_attribute(args: argparse.Namespace) -> int:
             f"attribution vs real patching on {len(check)} units: "
             f"r {check.attrs['pearson']:.2f}, rho {check.attrs['spearman']:.2f}"
         )
+    for reason in skipped:
+        print(f"note: {reason}")
     print(f"wrote {out}/")
     return 0
 
