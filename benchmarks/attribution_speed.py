@@ -17,7 +17,7 @@ import time
 import torch
 
 from tl_localize import load_model, unit_attribution
-from tl_localize.attribution import _batches, _patched_logprobs
+from tl_localize.attribution import _patched_logprobs, pair_batches
 from tl_localize.models import hf_tokenizer
 
 
@@ -34,7 +34,7 @@ def main() -> None:
         timings[batch_size] = time.perf_counter() - start
     n_units = att.scores["patch_mean"].numel()
 
-    batches = _batches(att.items, 32, hf_tokenizer(model).pad_token_id)
+    batches = pair_batches(att.items, 32, hf_tokenizer(model).pad_token_id)
     units = att.scores["patch_abs"].reshape(-1).topk(n_patched).indices.tolist()
     width = att.scores["patch_abs"].shape[1]
     names = sorted({f"blocks.{i // width}.hook_resid_post" for i in units})

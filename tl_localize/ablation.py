@@ -61,7 +61,10 @@ def unit_means(
     return (total / len(texts)).float()
 
 
-def _patch(index: Tensor, values: Tensor | None) -> Any:
+def patch_hook(index: Tensor, values: Tensor | None) -> Any:
+    """A hook that sets coordinates ``index`` of the flattened activation (at every
+    position) to ``values`` (broadcast against ``[batch, pos, len(index)]``) or to zero."""
+
     def hook(acts: Tensor, hook: Any) -> Tensor:
         flat = acts.reshape(*acts.shape[:2], -1).clone()
         if values is None:
@@ -101,7 +104,7 @@ def ablation_hooks(
     for layer in units.layers():
         index = units.mask[layer].nonzero().flatten()
         values = means[layer, index].detach() if method == "mean" and means is not None else None
-        hooks.append((site.hook_name(layer), _patch(index, values)))
+        hooks.append((site.hook_name(layer), patch_hook(index, values)))
     return hooks
 
 

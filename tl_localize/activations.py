@@ -31,6 +31,7 @@ __all__ = [
     "TokenBatch",
     "accumulate_moments",
     "iter_pooled",
+    "pad_batches",
     "pooled_activations",
     "token_batches",
     "tokenize",
@@ -112,15 +113,21 @@ def token_batches(
             "so any token works: set tokenizer.pad_token = tokenizer.eos_token (on "
             "model.tokenizer, and on model.hf_tokenizer if present), or pass batch_size=1."
         )
+    return pad_batches(ids, batch_size=batch_size, pad=pad if pad is not None else 0)
+
+
+def pad_batches(ids: Sequence[Sequence[int]], *, batch_size: int, pad: int) -> list[TokenBatch]:
+    """Sort token-id lists by length (ties in input order) and cut them into right-padded
+    batches; lists of equal lengths give batches of the same order and masks."""
     order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), i))
     batches = []
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         width = max(len(ids[i]) for i in chunk)
-        input_ids = torch.full((len(chunk), width), pad if pad is not None else 0)
+        input_ids = torch.full((len(chunk), width), pad)
         mask = torch.zeros((len(chunk), width), dtype=torch.long)
         for row, i in enumerate(chunk):
-            input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
+            input_ids[row, : len(ids[i])] = torch.tensor(list(ids[i]))
             mask[row, : len(ids[i])] = 1
         batches.append(TokenBatch(input_ids, mask, torch.tensor(chunk)))
     return batches

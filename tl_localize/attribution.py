@@ -47,11 +47,13 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from . import evaluate
-from .activations import tokenize
+from .ablation import patch_hook
+from .activations import pad_batches, tokenize
 from .errors import LocalizeError
 from .localize import select_top
 from .models import hf_tokenizer, model_signature
 from .results import atomic_folder, now, versions
+from .scoring import next_token_logprobs
 from .sites import Site, get_site
 from .units import Units, unit_table
 
@@ -133,25 +135,17 @@ def aligned_pairs(model: Any, pairs: Any, unaligned: str = "error") -> pd.DataFr
     return out
 
 
-def _batches(
+def pair_batches(
     pairs: pd.DataFrame, batch_size: int, pad: int
 ) -> list[tuple[np.ndarray, Tensor, Tensor, Tensor]]:
-    lengths = pairs["ids_good"].map(len).to_numpy()
-    order = np.argsort(lengths, kind="stable")
-    out = []
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        width = int(lengths[rows].max())
-        good = torch.full((len(rows), width), pad)
-        bad = torch.full((len(rows), width), pad)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, i in enumerate(rows):
-            n = lengths[i]
-            good[r, :n] = torch.tensor(pairs["ids_good"].iloc[i])
-            bad[r, :n] = torch.tensor(pairs["ids_bad"].iloc[i])
-            mask[r, :n] = 1
-        out.append((rows, good, bad, mask))
-    return out
+    """``(rows, good_ids, bad_ids, mask)`` batches of :func:`aligned_pairs`: both sentences
+    of a pair have the same length, so they sort, pad and mask alike."""
+    good = pad_batches(list(pairs["ids_good"]), batch_size=batch_size, pad=pad)
+    bad = pad_batches(list(pairs["ids_bad"]), batch_size=batch_size, pad=pad)
+    return [
+        (g.index.numpy(), g.input_ids, b.input_ids, g.attention_mask)
+        for g, b in zip(good, bad, strict=True)
+    ]
 
 
 def sequence_logprob(
@@ -160,9 +154,7 @@ def sequence_logprob(
     mask: Int[Tensor, "batch pos"],
 ) -> Float[Tensor, " batch"]:
     """Summed log-probability of each row's tokens after the first (padding masked)."""
-    logprobs = logits[:, :-1].float().log_softmax(-1)
-    picked = logprobs.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-    return (picked * mask[:, 1:]).sum(1)
+    return (next_token_logprobs(logits, ids) * mask[:, 1:]).sum(1)
 
 
 def _forward(
@@ -345,7 +337,7 @@ def unit_attribution(
     sums = {k: torch.zeros(n_layers, width, dtype=torch.float64) for k in SCORES}
     per_item = {k: np.zeros(len(pairs)) for k in ("logprob_good", "logprob_bad", "logit_diff")}
     start = time.perf_counter()
-    batches = _batches(pairs, batch_size, pad)
+    batches = pair_batches(pairs, batch_size, pad)
     for rows, good, bad, mask in tqdm(
         batches, desc=f"attribution at {site_obj.name}", disable=not progress, leave=False
     ):
@@ -422,11 +414,9 @@ def _patched_logprobs(
     unit: int,
     values: Tensor | None,
 ) -> Tensor:
-    def hook(acts: Tensor, hook: Any) -> Tensor:
-        flat = acts.reshape(*acts.shape[:2], -1).clone()
-        flat[..., unit] = 0.0 if values is None else values.to(flat.dtype)
-        return flat.reshape(acts.shape)
-
+    """Sequence log-probabilities with one unit set to ``values`` (per position) or zeroed."""
+    index = torch.tensor([unit])
+    hook = patch_hook(index, None if values is None else values.unsqueeze(-1))
     with torch.inference_mode():
         logits = model.run_with_hooks(ids, attention_mask=mask, fwd_hooks=[(hook_name, hook)])
         return sequence_logprob(logits, ids, mask).double()
@@ -482,7 +472,7 @@ def check_attribution(
     pairs = att.items
     tokenizer = hf_tokenizer(model)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    batches = _batches(pairs, batch_size, pad)
+    batches = pair_batches(pairs, batch_size, pad)
     layers = sorted({i // width for i, _ in chosen})
     names = [site_obj.hook_name(layer) for layer in layers]
     base = []

@@ -20,6 +20,7 @@ from scipy import stats as sps
 from .attribution import SCORES, Attribution
 from .errors import LocalizeError
 from .localize import Localization
+from .stats import overlap_test
 from .units import Units
 
 __all__ = [
@@ -117,6 +118,7 @@ def join_summary(frame: pd.DataFrame, score: str = "patch_abs") -> pd.DataFrame:
         n, a, b = len(part), int(part["selected"].sum()), int(part["top_attribution"].sum())
         shared = part["selected"] & part["top_attribution"]
         both = int(shared.sum())
+        expected, p_overlap = overlap_test(n, a, b, both)
         return {
             "scope": scope,
             "n_units": n,
@@ -127,8 +129,8 @@ def join_summary(frame: pd.DataFrame, score: str = "patch_abs") -> pd.DataFrame:
             "n_top_attribution": b,
             "overlap": both,
             "overlap_indices": int(part.loc[shared, "unit"].nunique()),
-            "expected": a * b / n,
-            "p_overlap": float(sps.hypergeom.sf(both - 1, n, a, b)) if a and b else 1.0,
+            "expected": expected,
+            "p_overlap": p_overlap,
         }
 
     rows = [row("all", data)]

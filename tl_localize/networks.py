@@ -16,6 +16,7 @@ from .contrast import Contrast
 from .errors import LocalizeError
 from .localize import Localization
 from .sites import get_site
+from .stats import overlap_test
 from .units import Units
 
 __all__ = ["Overlap", "overlap", "plot_networks", "plot_profile", "profile"]
@@ -57,6 +58,7 @@ def overlap(a: Units | Localization, b: Units | Localization) -> Overlap:
         )
     both = a & b
     total, n_a, n_b, k = a.n_units, len(a), len(b), len(both)
+    expected, p_value = overlap_test(total, n_a, n_b, k)
     per_layer = pd.DataFrame(
         {
             "layer": np.arange(a.n_layers),
@@ -68,8 +70,8 @@ def overlap(a: Units | Localization, b: Units | Localization) -> Overlap:
     return Overlap(
         count=k,
         jaccard=a.jaccard(b),
-        expected=n_a * n_b / total,
-        p_value=float(sps.hypergeom.sf(k - 1, total, n_a, n_b)),
+        expected=expected,
+        p_value=p_value,
         per_layer=per_layer,
     )
 

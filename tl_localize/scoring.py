@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -19,7 +19,16 @@ from .activations import token_batches
 from .errors import LocalizeError
 from .models import hf_tokenizer
 
-__all__ = ["token_logprobs"]
+__all__ = ["next_token_logprobs", "token_logprobs"]
+
+
+def next_token_logprobs(
+    logits: Float[Tensor, "batch pos vocab"], ids: Int[Tensor, "batch pos"]
+) -> Float[Tensor, "batch next"]:
+    """Log-probability of each token after the first given its prefix (padding included:
+    mask it)."""
+    logprobs = logits[:, :-1].float().log_softmax(-1)
+    return logprobs.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
 
 
 def token_logprobs(
@@ -51,9 +60,7 @@ def token_logprobs(
             logits = model.run_with_hooks(
                 batch.input_ids, attention_mask=batch.attention_mask, fwd_hooks=list(hooks)
             )
-        logprobs = logits[:, :-1].float().log_softmax(-1)
-        targets = batch.input_ids[:, 1:]
-        picked = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        picked = next_token_logprobs(logits, batch.input_ids)
         lengths = batch.attention_mask.sum(1) - 1
         for row, index in enumerate(batch.index.tolist()):
             out[index] = picked[row, : lengths[row]].clone()

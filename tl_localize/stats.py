@@ -16,7 +16,7 @@ from jaxtyping import Float
 from scipy import stats as sps
 from torch import Tensor
 
-__all__ = ["Moments", "benjamini_hochberg", "cohens_d", "welch_t"]
+__all__ = ["Moments", "benjamini_hochberg", "cohens_d", "overlap_test", "welch_t"]
 
 
 @dataclass
@@ -79,3 +79,9 @@ def benjamini_hochberg(p: Float[Tensor, " *units"]) -> Float[Tensor, " *units"]:
     if ok.any():
         q[ok] = sps.false_discovery_control(flat[ok], method="bh")
     return torch.from_numpy(q).reshape(p.shape)
+
+
+def overlap_test(total: int, n_a: int, n_b: int, shared: int) -> tuple[float, float]:
+    """Two sets of ``n_a`` and ``n_b`` out of ``total`` share ``shared`` members: the count
+    expected if one were drawn at random, and the hypergeometric P(``shared`` or more)."""
+    return n_a * n_b / total, float(sps.hypergeom.sf(shared - 1, total, n_a, n_b))

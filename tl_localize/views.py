@@ -133,10 +133,7 @@ def unit_tokens_view(
     import circuitsvis as cv
 
     units.check_model(model)
-    idx = units.indices()
-    if order is not None:
-        idx = idx[order[units.mask].argsort(descending=True)]
-    idx = idx[:max_units]
+    idx = _ranked(units, order, max_units)
     labels = [f"L{layer}.{unit}" for layer, unit in idx.tolist()]
     parts = []
     for text in texts:
@@ -282,7 +279,7 @@ def head_writes(
     # downstream[j, i]: how many selected units of dimension i sit at layer j or later
     downstream = units.mask.flip(0).cumsum(0).flip(0).float()
     last = int(units.layers()[-1])
-    names = [f"blocks.{layer}.attn.hook_z" for layer in range(last + 1)]
+    names = [get_site("attn_z").hook_name(layer) for layer in range(last + 1)]
     w_o = model.W_O.detach().float()
     n_heads = int(w_o.shape[1])
     total = torch.zeros(n_layers, n_heads, dtype=torch.float64)
