@@ -18,11 +18,13 @@ def test_estimates_track_real_patching(tiny, site, kind, toy_pairs):
     check = check_attribution(
         tiny, site, toy_pairs, kind=kind, n_units=12, n_items=5, progress=False
     )
-    assert len(check) == 12 and set(check["sampled"]) == {"top", "random"}
+    frame = check.frame
+    assert len(check) == 12 and set(frame["sampled"]) == {"top", "random"}
     # a tiny random model is nearly linear in one unit: the estimate is close to the truth
-    assert check.attrs["pearson"] > 0.9, check
-    top = check[check["sampled"] == "top"]
-    assert top["actual"].abs().mean() > check[check["sampled"] == "random"]["actual"].abs().mean()
+    assert check.pearson > 0.9, frame
+    top = frame[frame["sampled"] == "top"]
+    assert top["actual"].abs().mean() > frame[frame["sampled"] == "random"]["actual"].abs().mean()
+    assert check.to_frame()["kind"].eq(kind).all()
 
 
 def test_scores_and_items(tiny, toy_pairs):
@@ -42,7 +44,13 @@ def test_scores_and_items(tiny, toy_pairs):
         att.items["score"], scored["logprob_good"] - scored["logprob_bad"], rtol=1e-4, atol=1e-4
     )
     frame = att.to_frame()
-    assert len(frame) == 96 and list(frame.columns[:2]) == ["layer", "unit"]
+    assert len(frame) == 96 and list(frame.columns[:5]) == [
+        "model",
+        "task",
+        "site",
+        "layer",
+        "unit",
+    ]
     assert len(att.top(5)) == 5 and len(att.top(0.1, "zero_mean")) == 9
 
 
@@ -56,7 +64,9 @@ def test_neuron_and_head_dla_add_up_to_their_output_sites(tiny, toy_pairs):
     w_u = tiny.W_U.detach()
     b_out = torch.stack([tiny.blocks[i].mlp.out.bias.detach() for i in range(3)])
     b_o = torch.stack([tiny.blocks[i].attn.o.bias.detach() for i in range(3)])
-    ids = aligned_pairs(tiny, toy_pairs[:1]).iloc[0]
+    pairs, n_dropped = aligned_pairs(tiny, toy_pairs[:1])
+    assert n_dropped == 0
+    ids = pairs.iloc[0]
     pos, g, b = (
         ids["first_diff"] - 1,
         ids["ids_good"][ids["first_diff"]],
@@ -84,8 +94,10 @@ def test_unaligned_pairs(tiny, toy_pairs):
     assert att.record["n_dropped_unaligned"] == 1 and att.record["n_pairs"] == 2
     with pytest.raises(LocalizeError, match="No pair has sentences of the same token length"):
         unit_attribution(tiny, "resid_post", pairs[2:], unaligned="drop", progress=False)
-    with pytest.raises(LocalizeError, match="same tokens"):
+    with pytest.raises(LocalizeError, match="are the same text"):
         unit_attribution(tiny, "resid_post", [("same text", "same text")], progress=False)
+    with pytest.raises(LocalizeError, match="same tokens"):  # two unknown characters
+        unit_attribution(tiny, "resid_post", [("a \u00e9 b", "a \u00e8 b")], progress=False)
 
 
 def test_bad_input(tiny, toy_pairs):
@@ -96,8 +108,12 @@ def test_bad_input(tiny, toy_pairs):
         LocalizeError, match="This model has no hook 'blocks.0.mlp.hook_gate_missing'"
     ):
         unit_attribution(tiny, missing, toy_pairs, progress=False)
-    with pytest.raises(LocalizeError, match="Unknown attribution task 'syntax'"):
+    with pytest.raises(LocalizeError, match="Unknown task 'syntax'"):
         unit_attribution(tiny, "resid_post", "syntax", progress=False)
+    with pytest.raises(LocalizeError, match="'arithmetic' is not made of minimal pairs"):
+        unit_attribution(tiny, "resid_post", "arithmetic", progress=False)
+    with pytest.raises(LocalizeError, match="Task 'blimp' needs blimp="):
+        unit_attribution(tiny, "resid_post", "blimp", progress=False)
     with pytest.raises(LocalizeError, match="sentence_good"):
         unit_attribution(tiny, "resid_post", [{"good": "a", "bad": "b"}], progress=False)
     with pytest.raises(LocalizeError, match="n_units must be between 2 and 96"):
@@ -127,8 +143,8 @@ def test_save_and_load(tiny, make_tiny, tmp_path, toy_pairs):
 @pytest.mark.model
 def test_attribution_patching_tracks_real_patching_on_the_default_model(default_model):
     check = check_attribution(default_model, "resid_post", n_units=24, n_items=16, progress=False)
-    assert check.attrs["n_pairs"] == 16
-    assert check.attrs["pearson"] > 0.3 and check.attrs["spearman"] > 0.3, check
+    assert check.n_pairs == 16
+    assert check.pearson > 0.3 and check.spearman > 0.3, check.frame
 
 
 @pytest.mark.model

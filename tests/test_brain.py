@@ -38,23 +38,48 @@ def test_planted_unit_is_found(tiny, planted):
     mask = torch.zeros(3, 32, dtype=torch.bool)
     mask[1, 5] = mask[0, 1] = mask[2, 9] = True
     units = Units(mask, "resid_post", "tiny")
-    frame = brain_alignment(tiny, units, data, n_random=5, folds=5, n_boot=200, progress=False)
+    result = brain_alignment(
+        tiny, units, data, n_random=5, match="uniform", folds=5, n_boot=200, progress=False
+    )
+    frame = result.table
     assert frame["set"].tolist() == ["selected"] + ["random"] * 5 + ["all"]
     assert (frame["n_units"] == [3] * 6 + [96]).all()
+    assert set(frame["data"]) == {"brain"} and set(frame["model"]) == {"tiny"}
     selected = frame.iloc[0]
     assert selected["r"] > 0.9 and selected["r_low"] <= selected["r"] <= selected["r_high"]
     assert (frame.loc[frame["set"] == "random", "r"] < selected["r"]).all()
-    assert selected["p_value"] == pytest.approx(1 / 6)
+    verdict = result.verdicts.iloc[0]
+    assert verdict["match"] == "uniform" and verdict["n_seeds"] == 5
+    random_mean = frame.loc[frame["set"] == "random", "r"].mean()
+    assert verdict["difference_r"] == pytest.approx(selected["r"] - random_mean)
+    assert verdict["difference_low"] <= verdict["difference_r"] <= verdict["difference_high"]
+    assert verdict["p_value"] < 0.05 and verdict["verdict"] == "specific"
+    assert "specific against uniform controls" in result.summary()
     # features passed in give the same result as features computed inside
     again = brain_alignment(
-        tiny, units, data, n_random=5, folds=5, n_boot=200, features=feats, progress=False
-    )
-    pd.testing.assert_frame_equal(frame, again)
+        tiny, units, data, n_random=5, match="uniform", folds=5, n_boot=200, features=feats,
+        progress=False,
+    )  # fmt: skip
+    pd.testing.assert_frame_equal(frame, again.table)
+    pd.testing.assert_frame_equal(result.verdicts, again.verdicts)
     layers = layer_alignment(tiny, data, folds=5, n_boot=100, features=feats, progress=False)
     assert layers["layer"].tolist() == [0, 1, 2]
     assert layers.loc[1, "r"] > 0.5
-    fig = plot_brain_alignment(frame)
+    fig = plot_brain_alignment(result)
     assert fig.axes[0].get_ylabel().startswith("encoding r")
+
+
+def test_units_without_the_planted_one_are_not_specific(tiny, planted):
+    data, feats = planted
+    mask = torch.zeros(3, 32, dtype=torch.bool)
+    mask[0, 1] = mask[2, 9] = mask[2, 20] = True
+    units = Units(mask, "resid_post", "tiny")
+    result = brain_alignment(
+        tiny, units, data, n_random=5, match="uniform", folds=5, n_boot=200, features=feats,
+        progress=False,
+    )  # fmt: skip
+    # some random sets hold the planted unit and beat the selected set by far
+    assert result.verdicts.iloc[0]["verdict"] == "not specific", result.verdicts
 
 
 def test_encoding_score_is_honest_on_noise():
@@ -101,10 +126,19 @@ def test_bad_brain_data(tiny, make_tiny, planted):
         BrainData.from_frame(df.fillna(0).replace(np.inf, 0))
     units = Units(torch.ones(3, 32, dtype=torch.bool), "resid_post", "tiny")
     with pytest.raises(LocalizeError, match="2 sentences cannot be split into 10 folds"):
-        brain_alignment(tiny, units, data, progress=False)
+        brain_alignment(tiny, units, data, match="uniform", progress=False)
+    with pytest.raises(LocalizeError, match="match='magnitude' needs activation magnitudes"):
+        brain_alignment(tiny, units, planted[0], progress=False)
+    with pytest.raises(LocalizeError, match="n_boot must be a whole number of at least 100"):
+        brain_alignment(tiny, units, planted[0], match="uniform", n_boot=10, progress=False)
+    constant = pd.DataFrame({"Sentence": ["a", "b", "c"], "EffectSize": [1.0, 1.0, 1.0]})
+    with pytest.raises(LocalizeError, match="same value in every usable row"):
+        BrainData.from_frame(constant)
+    with pytest.raises(LocalizeError, match="No usable rows"), pytest.warns(UserWarning):
+        BrainData.from_frame(constant.assign(EffectSize=np.nan))
     other = make_tiny(n_layers=2, name="other")
     with pytest.raises(LocalizeError, match="made for 'tiny'"):
-        brain_alignment(other, units, planted[0], progress=False)
+        brain_alignment(other, units, planted[0], match="uniform", progress=False)
     with pytest.raises(LocalizeError, match="features have shape"):
         brain_alignment(
             tiny, units, planted[0], n_random=0, features=torch.zeros(3, 3, 32), progress=False

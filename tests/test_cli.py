@@ -37,11 +37,15 @@ def test_localize_command_writes_a_complete_record(small_csv, tmp_path, default_
         "stats.safetensors",
         "units.safetensors",
         "units.csv",
+        "conditions.csv",
         "layers.png",
     }
     record = json.loads((out / "record.json").read_text())
     assert record["contrast"]["sizes"] == {"S": 24, "N": 24}
     assert record["config"]["site"] == "resid_post" and record["n_selected"] == 86
+    assert record["tl_localize"] == {"format": "tl_localize.results/1", "kind": "localization"}
+    assert record["model"]["dtype"] == "float32" and len(record["model"]["fingerprint"]) == 16
+    assert record["summary"].startswith("The small localizer (S > N) selected 86 of 17,280")
     assert record["command"].startswith("tl-localize localize --contrast")
     assert {"forward_s", "load_model_s"} <= set(record["timings"])
     assert {"torch", "transformer-lens", "transformers"} <= set(record["versions"])
@@ -51,7 +55,7 @@ def test_localize_command_writes_a_complete_record(small_csv, tmp_path, default_
 
     # an existing folder is never overwritten without --force
     assert main(args) == 2
-    assert "already exists; pass --force" in capsys.readouterr().err
+    assert "already exists; choose another folder or pass force=True" in capsys.readouterr().err
     assert main([*args, "--force"]) == 0
 
     # attribution for a contrast that is not built in: no stimuli for views, and it says so
@@ -67,7 +71,7 @@ def test_localize_command_writes_a_complete_record(small_csv, tmp_path, default_
 def test_cli_errors_are_messages(small_csv, tmp_path, capsys):
     out = str(tmp_path / "o")
     assert main(["localize", "--contrast", str(small_csv), "--out", out]) == 2
-    assert "also give --positive and --negative" in capsys.readouterr().err
+    assert "name its positive and negative conditions" in capsys.readouterr().err
     assert main(["localize", "--contrast", "vision", "--out", out]) == 2
     assert "No built-in contrast 'vision'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

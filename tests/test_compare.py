@@ -17,6 +17,7 @@ from tl_localize import (
 )
 from tl_localize.cli import main
 from tl_localize.report import build_report
+from tl_localize.stats import mcnemar_p
 
 pytestmark = pytest.mark.model
 
@@ -57,30 +58,46 @@ def test_blimp_from_the_shared_folder(default_model, shared_data):
 
 def test_compare_ablation_table(default_model, loc, pairs):
     task = ("pairs", lambda model, **kw: evaluate.minimal_pairs(model, pairs, **kw))
-    frame, items = compare_ablation(
-        default_model, loc, [task], n_random=2, fractions=[0.005, 0.01], progress=False,
-        return_items=True,
-    )  # fmt: skip
+    result = compare_ablation(
+        default_model, loc, [task], n_random=2, fractions=[0.005, 0.01], progress=False
+    )
+    frame, items = result.table, result.items
     assert len(frame) == 1 + 2 * (1 + 2 * 2)
+    assert set(frame["model"]) == {default_model.cfg.model_name} and set(frame["metric"]) == {
+        "accuracy"
+    }
     intact = frame[frame["set"] == "intact"].iloc[0]
     assert intact["change_pct"] == 0 and intact["n_units"] == 0
     selected = frame[frame["set"] == "selected"]
     assert selected["n_units"].tolist() == [86, 172]
-    assert selected["p_vs_intact"].between(0, 1).all()
     random = frame[frame["set"] == "random"]
     assert set(random["match"]) == {"uniform", "magnitude"}
     assert (random["n_units"].to_numpy() == random["fraction"].map({0.005: 86, 0.01: 172})).all()
-    assert random["p_vs_selected"].between(0, 1).all()
+    # the paired test against intact is the exact McNemar test on the per-item outcomes
+    first = items[(items["set"] == "selected") & (items["fraction"] == 0.005)]["correct"]
+    base = items[items["set"] == "intact"]["correct"]
+    assert selected.iloc[0]["p_vs_intact"] == pytest.approx(
+        mcnemar_p(first.to_numpy(), base.to_numpy())
+    )
     # the magnitude-matched controls hold as many loud units as the selected set, roughly
     sel_loud = selected.set_index("fraction")["n_high_magnitude"]
     mag = random[random["match"] == "magnitude"].groupby("fraction")["n_high_magnitude"].mean()
     uni = random[random["match"] == "uniform"].groupby("fraction")["n_high_magnitude"].mean()
     assert (abs(mag - sel_loud) < abs(uni - sel_loud) + 1e-9).all()
     assert len(items) == len(frame) * len(pairs)
-    expected = (frame["accuracy"] / intact["accuracy"] - 1) * 100
+    expected = (frame["value"] / intact["value"] - 1) * 100
     pd.testing.assert_series_equal(frame["change_pct"], expected, check_names=False)
-    fig = plot_ablation(frame)
+    assert ((frame["change_low"] <= frame["change_pct"] + 1e-9)
+            & (frame["change_pct"] <= frame["change_high"] + 1e-9)).all()  # fmt: skip
+    verdicts = result.verdicts
+    assert len(verdicts) == 2 * 2 and set(verdicts["verdict"]) <= {"specific", "not specific"}
+    assert (verdicts["verdict"] == "specific").eq(verdicts["p_value"] < 0.05).all()
+    summary = result.summary()
+    assert summary.count("Zeroing the") == 2 and "magnitude-matched random sets" in summary
+    fig = plot_ablation(result)
     assert len(fig.axes) == 1
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels == ["0.5%", "1%"]
 
 
 def test_compare_ablation_bad_input(default_model, loc, tiny):
@@ -114,14 +131,17 @@ def test_ablate_command(default_model, loc, tmp_path, capsys):
     assert main(args) == 0
     assert "wrote" in capsys.readouterr().out
     names = {p.name for p in out.iterdir()}
-    assert names == {"ablation.csv", "items.csv", "generation.csv", "ablation.png", "record.json"}
+    assert names == {
+        "ablation.csv", "verdicts.csv", "items.csv", "generation.csv", "ablation.png",
+        "record.json",
+    }  # fmt: skip
     frame = pd.read_csv(out / "ablation.csv")
     assert frame["set"].tolist() == ["intact", "selected", "random", "random"]
     record = json.loads((out / "record.json").read_text())
     assert record["localization"]["contrast"]["hash"] == loc.record["contrast"]["hash"]
     assert main(args) == 2
     assert "already exists" in capsys.readouterr().err
-    mean_args = [*args[:-5], "--n-random", "0", "--method", "mean", "--means-from", "md"]
+    mean_args = [*args[:-5], "--n-random", "0", "--method", "mean", "--reference", "md"]
     assert main([*mean_args, "--out", str(tmp_path / "mean"), "--quiet"]) == 0
     record = json.loads((tmp_path / "mean" / "record.json").read_text())
     assert record["method"] == "mean"
@@ -176,17 +196,20 @@ def test_brain_command_on_pereira(default_model, loc, shared_data, tmp_path, cap
     args = ["brain", "--units", str(units_dir), "--out", str(out), "--quiet"]
     args += ["--data", str(tmp_path / "pereira150.csv"), "--n-random", "3", "--folds", "5"]
     assert main(args) == 0
-    assert "p vs random" in capsys.readouterr().out
-    assert {p.name for p in out.iterdir()} == {"alignment.csv", "alignment.png", "record.json"}
+    assert "The 172 selected units predict" in capsys.readouterr().out
+    assert {p.name for p in out.iterdir()} == {
+        "alignment.csv", "verdicts.csv", "alignment.png", "record.json",
+    }  # fmt: skip
     frame = pd.read_csv(out / "alignment.csv")
-    assert frame["set"].tolist() == ["selected", "random", "random", "random", "all"]
-    assert frame["n_units"].tolist() == [172, 172, 172, 172, 30 * 576]
+    assert frame["set"].tolist() == ["selected"] + ["random"] * 6 + ["all"]
+    assert frame["n_units"].tolist() == [172] * 7 + [30 * 576]
+    assert len(pd.read_csv(out / "verdicts.csv")) == 2
     assert frame["r"].between(-1, 1).all() and frame["r"].notna().all()
     record = json.loads((out / "record.json").read_text())
     assert record["data"]["n_sentences"] == 150 and record["folds"] == 5
     # the report summarizes r by set and embeds the figure
     page = build_report(out)
-    assert "(brain alignment)" in page and "r by set, summarized over 5 rows" in page
+    assert "(brain alignment)" in page and "r by set, summarized over 8 rows" in page
     assert page.count("<img ") == 1 and "tl-localize brain" in page
     assert main([*args, "--force", "--response-column", "Response"]) == 2
     assert "No column 'Response'" in capsys.readouterr().err

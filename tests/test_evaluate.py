@@ -147,3 +147,99 @@ def test_builtin_pairs_suite():
     }  # fmt: skip
     assert not pairs.duplicated(["paradigm", "pair_id"]).any()
     assert (pairs["sentence_good"] != pairs["sentence_bad"]).all()
+
+
+# -- formula grammar: trees, precedence, errors -------------------------------------------
+def _r(number, condition):
+    return ("region", number, condition)
+
+
+def _n(value):
+    return ("num", float(value))
+
+
+def _neg(node):
+    return ("-", _n(0), node)
+
+
+@pytest.mark.parametrize(
+    ("formula", "tree"),
+    [
+        # | loosest, then &, then comparisons, then + -
+        (
+            "(1;%a%) + 1 > (1;%b%) & (1;%c%) < (1;%d%) | (1;%e%) = (1;%f%)",
+            ("|", ("&", (">", ("+", _r(1, "a"), _n(1)), _r(1, "b")),
+                   ("<", _r(1, "c"), _r(1, "d"))),
+             ("=", _r(1, "e"), _r(1, "f"))),
+        ),
+        (
+            "(1;%a%) < 2 | (1;%b%) > 3 & (1;%c%) = 4",
+            ("|", ("<", _r(1, "a"), _n(2)),
+             ("&", (">", _r(1, "b"), _n(3)), ("=", _r(1, "c"), _n(4)))),
+        ),
+        (
+            "((1;%a%) < 2 | (1;%b%) > 3) & (1;%c%) = 4",
+            ("&", ("|", ("<", _r(1, "a"), _n(2)), (">", _r(1, "b"), _n(3))),
+             ("=", _r(1, "c"), _n(4))),
+        ),
+        # + and - are left-associative
+        ("1 - 2 - 3 < 0", ("<", ("-", ("-", _n(1), _n(2)), _n(3)), _n(0))),
+        ("1 - 2 + 3 > 0", (">", ("+", ("-", _n(1), _n(2)), _n(3)), _n(0))),
+        (
+            "(1;%a%) - ((1;%b%) - (1;%c%)) > 0",
+            (">", ("-", _r(1, "a"), ("-", _r(1, "b"), _r(1, "c"))), _n(0)),
+        ),
+        # unary minus binds tightest and nests
+        ("-(1;%a%) < 2", ("<", _neg(_r(1, "a")), _n(2))),
+        ("- - 1 < 2", ("<", _neg(_neg(_n(1))), _n(2))),
+        ("(1;%a%) < -(2;%b%) - 3", ("<", _r(1, "a"), ("-", _neg(_r(2, "b")), _n(3)))),
+        # parentheses, spaces and numbers
+        ("((((1;%a%)))) < 2.5", ("<", _r(1, "a"), _n(2.5))),
+        ("( 7 ; %match sing% ) = 12", ("=", _r(7, "match sing"), _n(12))),
+        ("(10;%a%)<(2;%b_c%)", ("<", _r(10, "a"), _r(2, "b_c"))),
+    ],
+)  # fmt: skip
+def test_formula_trees(formula, tree):
+    assert parse_formula(formula).tree == tree
+
+
+@pytest.mark.parametrize(
+    ("formula", "column", "what"),
+    [
+        ("(1;%a% < 2", 7, "expected ')'; found '<'"),  # unclosed region reference
+        ("(1;%a%) < (1;%b%) &", 19, "the formula ends too early"),  # dangling operator
+        ("(1;%a%) + < 2", 10, "found '<'"),  # operator where an operand belongs
+        ("", 0, "the formula ends too early"),
+        ("(1;%a%) < (1;%b%) < 3", 18, "found '<'"),  # comparisons do not chain
+        ("(1;%a%) < 2)", 11, "found ')'"),
+        ("(1;%%) < 2", 3, "found '%'"),  # a region needs a condition name
+    ],
+)
+def test_formula_more_syntax_errors(formula, column, what):
+    with pytest.raises(LocalizeError) as info:
+        parse_formula(formula)
+    message = str(info.value)
+    assert message.startswith(f"Cannot parse formula at character {column} (")
+    assert what in message.splitlines()[0]
+    assert message.endswith(f"\n  {formula}\n  " + " " * column + "^")
+
+
+@pytest.mark.parametrize("formula", ["3", "((1;%a%))", "(1;%a%) + 2 - (1;%b%)"])
+def test_formula_that_is_a_number_fails_at_parse_time(formula):
+    with pytest.raises(LocalizeError, match="is a number, not a comparison"):
+        parse_formula(formula)
+
+
+def test_formula_regions_keep_duplicates_and_order():
+    f = parse_formula("(2;%b%) - (1;%a%) = (2;%b%) | -(3; %c d %) > 0")
+    assert f.regions() == [(2, "b"), (1, "a"), (2, "b"), (3, "c d")]
+    values = {(1, "a"): 1.0, (2, "b"): 1.0, (3, "c d"): 5.0}
+    assert f.evaluate(values) is False  # 0 = 1 fails, -5 > 0 fails
+    values[(1, "a")] = 0.0
+    assert f.evaluate(values) is True
+
+
+def test_formula_nested_too_deeply_is_a_localize_error():
+    assert parse_formula("(" * 10 + "(1;%a%)" + ")" * 10 + " < 2").tree[1] == _r(1, "a")
+    with pytest.raises(LocalizeError, match="nests parentheses too deeply"):
+        parse_formula("(" * 500 + "(1;%a%)" + ")" * 500 + " < 2")

@@ -89,14 +89,15 @@ def test_join_with_group_and_single_unit_ablation(tiny, loc, att, pairs):
     frame = join(loc, att, group)
     column = frame["group_change_pct_pairs"]
     assert column.notna().sum() == 12 and column[frame["selected"]].notna().all()
-    selected_change = group.loc[group["set"] == "selected", "change_pct"].iloc[0]
+    table = group.table
+    selected_change = table.loc[table["set"] == "selected", "change_pct"].iloc[0]
     assert np.allclose(column.dropna(), selected_change)
 
     check = check_attribution(tiny, "resid_post", pairs, n_units=6, n_items=4, progress=False)
     frame = join(loc, att, check)
     assert frame["single_patch"].notna().sum() == 6
     merged = frame.dropna(subset=["single_patch"]).set_index(["layer", "unit"])["single_patch"]
-    expected = check.set_index(["layer", "unit"])["actual"]
+    expected = check.frame.set_index(["layer", "unit"])["actual"]
     pd.testing.assert_series_equal(merged.sort_index(), expected.sort_index(), check_names=False)
     with pytest.raises(LocalizeError, match="ablation= takes"):
         join(loc, att, pd.DataFrame({"x": [1]}))

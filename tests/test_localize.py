@@ -28,16 +28,25 @@ def test_t_values_match_scipy_on_stored_activations(tiny):
     assert set(loc.units.mask.reshape(-1).nonzero().flatten().tolist()) == set(top10.tolist())
     frame = loc.to_frame()
     assert len(frame) == 3 * 32 and frame["selected"].sum() == 10
-    assert {"t", "p", "q", "d", "mean_words", "mean_junk", "magnitude"} <= set(frame.columns)
+    assert list(frame.columns[:5]) == ["model", "contrast", "site", "layer", "unit"]
+    assert {"t", "p", "q", "d", "magnitude"} <= set(frame.columns)
     assert (frame["q"] >= frame["p"] - 1e-12).all()
+    # the per-condition means, long: one row per unit and condition
+    long = loc.condition_frame()
+    assert len(long) == 2 * 96 and set(long["condition"]) == {"words", "junk"}
+    words = long[long["condition"] == "words"].set_index(["layer", "unit"])["abs_mean"]
+    np.testing.assert_allclose(words.to_numpy(), a.mean(0).reshape(-1), rtol=1e-4, atol=1e-5)
 
 
 def test_signed_and_per_layer(tiny):
     loc = localize(tiny, CONTRAST, top=0.1, absolute=False, selection="per_layer", progress=False)
     assert loc.units.per_layer()["count"].tolist() == [3, 3, 3]
     assert loc.config.absolute is False
-    diff = loc.stats["mean_words"] - loc.stats["mean_junk"]
+    diff = loc.stats["mean_positive"] - loc.stats["mean_negative"]
     assert (torch.sign(loc.stats["t"]) == torch.sign(diff)).all()
+    with pytest.warns(DeprecationWarning, match=r"stats\['mean_words'\] is deprecated"):
+        old = loc.stats["mean_words"]
+    assert torch.equal(old, loc.stats["mean_positive"])
 
 
 def test_mlp_site(tiny):
@@ -52,7 +61,7 @@ def test_resolve_top():
     assert resolve_top("172", 17280) == 172
     assert resolve_top(5, 10) == 5
     for bad, message in [
-        (0, "between 1 and 10"),
+        (0, "a count must be at least 1"),
         (11, "between 1 and 10"),
         (-0.5, r"not a fraction in \(0, 1\]"),
         (1.5, r"not a fraction in \(0, 1\]"),
@@ -91,7 +100,10 @@ def test_identical_conditions_warn_that_nothing_is_selective(tiny):
 def test_preset_settings(tiny):
     last = Contrast("toy_last", CONTRAST.conditions, "words", "junk", pooling="last")
     loc = localize(tiny, last, preset="alkhamissi2025", top=4, progress=False)
-    assert loc.config.truncate == 12 and loc.config.batch_size == 1
+    assert loc.config.truncate == 12 and loc.config.batch_size == 32  # batched by default
+    exact = localize(tiny, last, preset="alkhamissi2025", top=4, batch_size=1, progress=False)
+    assert exact.units == loc.units
+    torch.testing.assert_close(exact.stats["t"], loc.stats["t"], rtol=1e-4, atol=1e-4)
     assert loc.config.pooling == "last" and loc.record["contrast"]["pooling"] == "last"
     # contrasts pooled by the mean (MD, ToM) keep the mean and are not truncated
     mean = localize(tiny, CONTRAST, preset="alkhamissi2025", top=4, progress=False)
@@ -108,6 +120,7 @@ def test_save_and_load_folder(tiny, tmp_path):
         "stats.safetensors",
         "units.safetensors",
         "units.csv",
+        "conditions.csv",
         "layers.png",
     }
     record = json.loads((out / "record.json").read_text())

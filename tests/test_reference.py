@@ -3,7 +3,8 @@
 The reference loop here uses no TransformerLens and no tl_localize code: plain transformers
 forward hooks on each decoder layer, one stimulus per forward pass, the tokenizer's default
 tokenization truncated to 12 tokens, the last token, every activation stored as float64,
-scipy's Welch t-test on absolute values, global top-k with k = int(0.01 * n_units).
+scipy's Welch t-test on absolute values, global top-k with k = int(0.01 * n_units). The
+preset with ``batch_size=1`` reproduces it exactly; batched, it selects the same units.
 """
 
 import numpy as np
@@ -45,7 +46,9 @@ def reference_loop(hf_model, tokenizer, texts):
 def test_preset_reproduces_the_reference_loop(default_model):
     full = Contrast.builtin("language")
     contrast = Contrast("language", {"s": full.positive[:N], "n": full.negative[:N]}, "s", "n")
-    loc = localize(default_model, contrast, preset="alkhamissi2025", progress=False)
+    # batch_size=1 is the exact mode: one stimulus per pass, as the reference runs
+    loc = localize(default_model, contrast, preset="alkhamissi2025", batch_size=1, progress=False)
+    batched = localize(default_model, contrast, preset="alkhamissi2025", progress=False)
 
     hf_model, tokenizer = default_model.original_model, default_model.hf_tokenizer
     pos = reference_loop(hf_model, tokenizer, contrast.positive)
@@ -57,3 +60,6 @@ def test_preset_reproduces_the_reference_loop(default_model):
     expected = np.zeros(t.size, dtype=bool)
     expected[np.argsort(-t.reshape(-1), kind="stable")[:k]] = True
     assert (loc.units.mask.reshape(-1).numpy() == expected).all()
+    # batched (right-padded, length-sorted): the same units, t equal to float32 precision
+    assert batched.config.batch_size == 32 and batched.units == loc.units
+    np.testing.assert_allclose(batched.stats["t"].numpy(), t, rtol=1e-4, atol=1e-4)

@@ -35,7 +35,7 @@ def results(tiny, toy_contrast, toy_pairs, tmp_path_factory):
 
     ablation = root / "ablation"
     ablation.mkdir()
-    frame = compare_ablation(tiny, loc, [("pairs", task)], n_random=2, progress=False)
+    frame = compare_ablation(tiny, loc, [("pairs", task)], n_random=2, progress=False).table
     frame.to_csv(ablation / "ablation.csv", index=False)
     fig = plot_ablation(frame)
     fig.savefig(ablation / "ablation.png")
@@ -100,6 +100,7 @@ def test_report_holds_every_result(results):
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
 
 
+@pytest.mark.browser
 def test_report_in_headless_chromium(results):
     page = write_report(results)
     assert page == results / "report.html"
@@ -110,6 +111,7 @@ def test_report_in_headless_chromium(results):
     assert errors == []
 
 
+@pytest.mark.browser
 def test_damaged_files_are_reported_and_the_rest_rendered(results, tmp_path):
     damaged = tmp_path / "damaged"
     shutil.copytree(results, damaged)
@@ -137,7 +139,49 @@ def test_nothing_to_report(tmp_path, capsys):
     assert not (tmp_path / "report.html").exists()
 
 
+def test_a_strangers_folder_cannot_run_code_in_the_report(results, tmp_path):
+    hostile = tmp_path / "hostile"
+    shutil.copytree(results, hostile)
+    attack = "</code><script>alert('record')</script>"
+    record = json.loads((hostile / "ablation" / "record.json").read_text())
+    (hostile / "ablation" / "record.json").write_text(
+        json.dumps(
+            {**record, "command": attack, "summary": f"<img src=x onerror=alert(1)>{attack}"}
+        )
+    )
+    (hostile / "ablation" / "notes.csv").write_text("a,b\n<script>alert('csv')</script>,1\n")
+    # a view file whose markup runs code: only its manifest may be used, and it has none
+    (hostile / "attribution" / "evil.view.html").write_text(
+        "<html><body><script>alert('view')</script></body></html>"
+    )
+    # a manifest whose data tries to close the script element, and one with a foreign component
+    view = (hostile / "attribution" / "top.view.html").read_text()
+    manifest = json.loads(re.search(r'id="tl-localize-views">(.*?)</script>', view, re.S)[1])
+    manifest["parts"][0]["title"] = "<script>alert('title')</script>"
+    manifest["parts"][0]["props"]["labels"] = ["</script><script>alert('props')</script>"]
+    (hostile / "attribution" / "tampered.view.html").write_text(
+        '<script type="application/json" id="tl-localize-views">'
+        + json.dumps(manifest).replace("</", "<\\/")
+        + "</script>"
+    )
+    manifest["parts"][0]["component"] = "Evil"
+    (hostile / "attribution" / "foreign.view.html").write_text(
+        '<script type="application/json" id="tl-localize-views">' + json.dumps(manifest)
+        + "</script>"
+    )  # fmt: skip
+    page = build_report(hostile)
+    for word in ("record", "csv", "view", "title", "props"):
+        assert f"<script>alert('{word}')" not in page, word
+    assert "onerror=alert(1)>" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "Could not read <code>evil.view.html</code>" in page and "no manifest" in page
+    assert "Could not read <code>foreign.view.html</code>" in page
+    assert page.count("CircuitsVis.render(") == 2  # top.view.html and tampered.view.html
+    assert page.count(BUNDLE_TAG) == 1
+    assert "\\u003c/script\\u003e\\u003cscript\\u003ealert('props')" in page
+
+
 @pytest.mark.model
+@pytest.mark.browser
 def test_attribute_and_report_commands(default_model, tmp_path, capsys):
     loc_dir, att_dir = tmp_path / "language", tmp_path / "attribution"
     full = Contrast.builtin("language")  # a subset, under the built-in's name and conditions
@@ -149,7 +193,7 @@ def test_attribute_and_report_commands(default_model, tmp_path, capsys):
     args += ["--check-items", "8", "--views", "--out", str(att_dir), "--quiet"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "Spearman rho" in out and "attribution vs real patching on 8 units" in out
+    assert "Spearman rho" in out and "On 8 units and 8 pairs, the patch estimate agrees" in out
     files = {p.name for p in att_dir.iterdir()}
     assert files == {
         "attribution.safetensors", "attribution.csv", "items.csv", "record.json", "join.csv",

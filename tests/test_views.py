@@ -45,10 +45,26 @@ def test_views_share_one_bundle_and_render_each_part(tiny, units):
     view = top_stimuli_view(tiny, units, TEXTS, k=2)
     assert view.html.count(BUNDLE_TAG) == 1 and view.html.count("CircuitsVis.render(") == 1
     assert "ColoredTokensMulti" in view.html and "L2.5" in view.html
-    view = unit_tokens_view(tiny, TEXTS[:2], units)
+    view = unit_tokens_view(tiny, units, TEXTS[:2])
     assert view.html.count(BUNDLE_TAG) == 1 and view.html.count("CircuitsVis.render(") == 2
     # every view gets a closed div, so that rendering one never replaces the next
     assert "/>" not in view.html.split(BUNDLE_TAG)[0] and view.html.count("></div>") >= 2
+    with pytest.warns(DeprecationWarning, match="unit_tokens_view"):  # the old argument order
+        old = unit_tokens_view(tiny, TEXTS[:2], units)
+    assert [p.props for p in old.parts] == [p.props for p in view.parts]
+
+
+def test_saved_views_keep_their_data(tiny, units, tmp_path):
+    from tl_localize.views import read_view
+
+    view = top_stimuli_view(tiny, units, TEXTS, k=2)
+    path = view.save(tmp_path / "top.view.html")
+    back = read_view(path)
+    assert [p.to_dict() for p in back] == [p.to_dict() for p in view.parts]
+    assert back[0].table is not None and back[0].component == "ColoredTokensMulti"
+    (tmp_path / "plain.html").write_text("<html><script>alert(1)</script></html>")
+    with pytest.raises(LocalizeError, match="not a view saved by tl_localize"):
+        read_view(tmp_path / "plain.html")
 
 
 def test_head_writes_match_a_direct_computation(tiny, units):

@@ -2,53 +2,76 @@
 
 :func:`ablation_hooks` turns a unit set into ``[(hook_name, fn), ...]`` for
 ``model.run_with_hooks(..., fwd_hooks=hooks)`` or ``model.hooks(fwd_hooks=hooks)``; each
-function replaces the selected coordinates of its layer's activation, at every position, by
-zero (``method="zero"``, the reference) or by the unit's mean over a reference text set
-(``method="mean"``, see :func:`unit_means`). :func:`ablated` is the same as a context
-manager.
+function replaces the selected coordinates of its layer's activation, at every position:
+
+- ``method="zero"`` (the reference): by zero;
+- ``method="mean"``: by the unit's mean over a reference text set (:func:`unit_means`);
+- ``method="resample"``: by the unit's value at the same position in a randomly drawn text
+  of a reference set (:func:`resample_pool`; positions past a shorter text's end wrap
+  around), seeded; one text is drawn per item and serves every ablated unit of that item,
+  so the ablated units keep their joint distribution. This is the interpretability
+  community's standard way to remove information without pushing activations off their
+  usual range.
+
+:func:`ablated` is the same as a context manager.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor
 
-from .activations import iter_pooled
+from ._compat import deprecated_positional
+from .activations import iter_pooled, token_batches
 from .errors import LocalizeError
 from .models import hf_tokenizer
+from .protocol import Hook, Model
 from .sites import get_site
 from .units import Units
 
 __all__ = [
     "METHODS",
+    "ResamplePool",
     "ablated",
     "ablation_hooks",
     "generation_sample",
     "high_magnitude_units",
+    "patch_hook",
+    "resample_pool",
     "unit_means",
 ]
 
-METHODS = ("zero", "mean")
+METHODS = ("zero", "mean", "resample")
 
 
+def _reference_texts(texts: Sequence[str], what: str) -> list[str]:
+    if isinstance(texts, str) or not isinstance(texts, Sequence) or not len(texts):
+        raise LocalizeError(
+            f"{what} needs a non-empty list of reference texts (for example the sentences of "
+            "a built-in contrast: Contrast.builtin('language').positive)."
+        )
+    return list(texts)
+
+
+@deprecated_positional("site")
 def unit_means(
-    model: Any,
+    model: Model,
     texts: Sequence[str],
-    site: str = "resid_post",
     *,
+    site: str = "resid_post",
     batch_size: int = 32,
-    progress: bool = False,
+    progress: bool = True,
 ) -> Float[Tensor, "layer unit"]:
     """Each unit's mean activation over ``texts`` (mean over texts of the mean over each
     text's tokens), ``[n_layers, width]``. Compute once; pass as ``means=`` to reuse."""
-    if isinstance(texts, str) or not len(texts):
-        raise LocalizeError("unit_means needs a non-empty list of reference texts.")
+    texts = _reference_texts(texts, "unit_means")
     site_obj = get_site(site, model)
     names = [site_obj.hook_name(layer) for layer in range(model.cfg.n_layers)]
     total = None
@@ -59,6 +82,101 @@ def unit_means(
         total = batch if total is None else total + batch
     assert total is not None
     return (total / len(texts)).float()
+
+
+@dataclass
+class ResamplePool:
+    """Activations of a reference text set at every position, for resample ablation.
+
+    Attributes:
+        site, model_name: where the activations come from.
+        lengths: tokens of each reference text.
+        columns: layer -> the unit indices held for that layer (sorted).
+        values: layer -> ``[n_texts, max_len, len(columns[layer])]`` activations (zero past
+            a text's end).
+        prepend_bos: how the reference texts were tokenized (match the evaluated texts:
+            the scoring evaluations prepend BOS).
+    """
+
+    site: str
+    model_name: str
+    lengths: Int[Tensor, " n_texts"]
+    columns: dict[int, Tensor]
+    values: dict[int, Tensor]
+    prepend_bos: bool | None
+
+    def __len__(self) -> int:
+        return int(self.lengths.shape[0])
+
+    def covers(self, units: Units) -> None:
+        """Raise unless every unit of ``units`` is held by this pool."""
+        if (units.site, units.model_name) != (self.site, self.model_name):
+            raise LocalizeError(
+                f"The resample pool holds {self.site!r} activations of {self.model_name!r}; "
+                f"the units are at {units.site!r} of {units.model_name!r}."
+            )
+        for layer in units.layers():
+            wanted = units.mask[layer].nonzero().flatten()
+            held = self.columns.get(layer, torch.empty(0, dtype=torch.long))
+            missing = wanted[~torch.isin(wanted, held)]
+            if len(missing):
+                raise LocalizeError(
+                    f"The resample pool does not hold unit {int(missing[0])} of layer {layer}; "
+                    "build it for every unit set you ablate: resample_pool(model, texts, "
+                    "[selected, *controls])."
+                )
+
+
+def resample_pool(
+    model: Model,
+    texts: Sequence[str],
+    units: Units | Sequence[Units],
+    *,
+    prepend_bos: bool | None = True,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> ResamplePool:
+    """Run the reference ``texts`` once and keep, at every position, the activations of the
+    units of ``units`` (one set or several: their union) for ``method="resample"``."""
+    texts = _reference_texts(texts, "resample ablation")
+    sets = [units] if isinstance(units, Units) else list(units)
+    if not sets:
+        raise LocalizeError("resample_pool needs the unit sets it will ablate.")
+    for other in sets[1:]:
+        sets[0]._check_compatible(other)
+    union = sets[0].mask.clone()
+    for other in sets[1:]:
+        union |= other.mask
+    sets[0].check_model(model)
+    site = get_site(sets[0].site, model)
+    layers = [int(x) for x in union.any(1).nonzero().flatten()]
+    columns = {layer: union[layer].nonzero().flatten() for layer in layers}
+    names = {site.hook_name(layer): layer for layer in layers}
+    batches = token_batches(model, texts, batch_size=batch_size, prepend_bos=prepend_bos)
+    max_len = max(int(b.attention_mask.shape[1]) for b in batches)
+    values = {layer: torch.zeros(len(texts), max_len, len(columns[layer])) for layer in layers}
+    lengths = torch.zeros(len(texts), dtype=torch.long)
+    store: dict[str, Tensor] = {}
+
+    def keep(name: str) -> Any:
+        def hook(acts: Tensor, hook: Any) -> None:
+            store[name] = acts.detach().reshape(*acts.shape[:2], -1).float().cpu()
+
+        return hook
+
+    for batch in batches:
+        store.clear()
+        with torch.no_grad():
+            model.run_with_hooks(
+                batch.input_ids,
+                attention_mask=batch.attention_mask,
+                fwd_hooks=[(name, keep(name)) for name in names],
+            )
+        width = batch.input_ids.shape[1]
+        lengths[batch.index] = batch.attention_mask.sum(1)
+        for name, layer in names.items():
+            values[layer][batch.index, :width] = store[name][..., columns[layer]]
+    return ResamplePool(sets[0].site, sets[0].model_name, lengths, columns, values, prepend_bos)
 
 
 def patch_hook(index: Tensor, values: Tensor | None) -> Any:
@@ -76,22 +194,61 @@ def patch_hook(index: Tensor, values: Tensor | None) -> Any:
     return hook
 
 
+class _Draws:
+    """One reference text per item, drawn once per forward pass (at the first ablated
+    layer) and shared by every layer's hook in that pass; seeded."""
+
+    def __init__(self, n_texts: int, seed: int, first_layer: int) -> None:
+        self.generator = torch.Generator().manual_seed(seed)
+        self.n_texts = n_texts
+        self.first_layer = first_layer
+        self.current = torch.zeros(0, dtype=torch.long)
+
+    def for_layer(self, layer: int, batch: int) -> Tensor:
+        if layer == self.first_layer or len(self.current) != batch:
+            self.current = torch.randint(self.n_texts, (batch,), generator=self.generator)
+        return self.current
+
+
+def _resample_hook(pool: ResamplePool, layer: int, index: Tensor, draws: _Draws) -> Any:
+    column = torch.searchsorted(pool.columns[layer], index)
+    values = pool.values[layer][:, :, column]  # [n_texts, max_len, len(index)]
+
+    def hook(acts: Tensor, hook: Any) -> Tensor:
+        flat = acts.reshape(*acts.shape[:2], -1).clone()
+        batch, pos = flat.shape[:2]
+        drawn = draws.for_layer(layer, batch)  # [batch]
+        positions = torch.arange(pos).unsqueeze(0) % pool.lengths[drawn].unsqueeze(1)
+        picked = values[drawn.unsqueeze(1), positions]  # [batch, pos, len(index)]
+        flat[..., index] = picked.to(flat.dtype).to(flat.device)
+        return flat.reshape(acts.shape)
+
+    return hook
+
+
+@deprecated_positional("method", "means")
 def ablation_hooks(
     units: Units,
+    *,
     method: str = "zero",
     means: Float[Tensor, "layer unit"] | None = None,
-) -> list[tuple[str, Any]]:
+    pool: ResamplePool | None = None,
+    seed: int = 0,
+) -> list[Hook]:
     """Hook patches that ablate ``units``: ``[(hook_name, fn), ...]``.
 
-    >>> hooks = ablation_hooks(loc.units)                       # doctest: +SKIP
-    >>> model.run_with_hooks(tokens, fwd_hooks=hooks)           # doctest: +SKIP
+    ``method="mean"`` needs ``means=`` (:func:`unit_means`); ``method="resample"`` needs
+    ``pool=`` (:func:`resample_pool`) and draws its reference texts with ``seed``.
+
+    >>> hooks = ablation_hooks(loc.units)
+    >>> logits = model.run_with_hooks("the cat sat", fwd_hooks=hooks)
     """
     if method not in METHODS:
         raise LocalizeError(f"Unknown ablation method {method!r}; use one of {METHODS}.")
     if method == "mean":
         if means is None:
             raise LocalizeError(
-                "method='mean' needs means=unit_means(model, texts, site) (the units' mean "
+                "method='mean' needs means=unit_means(model, texts, site=...) (the units' mean "
                 "activations over a reference text set)."
             )
         if tuple(means.shape) != tuple(units.mask.shape):
@@ -99,26 +256,51 @@ def ablation_hooks(
                 f"means has shape {tuple(means.shape)}, the units' mask "
                 f"{tuple(units.mask.shape)}; compute them at the same site and model."
             )
+    if method == "resample":
+        if pool is None:
+            raise LocalizeError(
+                "method='resample' needs a reference set: pool=resample_pool(model, texts, "
+                "units) (texts to draw replacement activations from)."
+            )
+        pool.covers(units)
     site = get_site(units.site)
+    layers = units.layers()
+    draws = _Draws(len(pool), seed, layers[0]) if pool is not None and layers else None
     hooks = []
-    for layer in units.layers():
+    for layer in layers:
         index = units.mask[layer].nonzero().flatten()
-        values = means[layer, index].detach() if method == "mean" and means is not None else None
-        hooks.append((site.hook_name(layer), patch_hook(index, values)))
+        if method == "resample":
+            assert pool is not None and draws is not None
+            fn = _resample_hook(pool, layer, index, draws)
+        else:
+            values = (
+                means[layer, index].detach() if method == "mean" and means is not None else None
+            )
+            fn = patch_hook(index, values)
+        hooks.append((site.hook_name(layer), fn))
     return hooks
 
 
 @contextlib.contextmanager
+@deprecated_positional("method", "means")
 def ablated(
-    model: Any,
+    model: Model,
     units: Units,
+    *,
     method: str = "zero",
     means: Float[Tensor, "layer unit"] | None = None,
-) -> Iterator[Any]:
+    pool: ResamplePool | None = None,
+    seed: int = 0,
+) -> Iterator[Model]:
     """Context manager: inside it, every forward pass of ``model`` (including
-    ``model.generate``) runs with ``units`` ablated; the hooks are removed on exit."""
+    ``model.generate``) runs with ``units`` ablated; the hooks are removed on exit.
+
+    >>> with ablated(model, loc.units):
+    ...     logits = model("the cat sat")
+    """
     units.check_model(model)
-    with model.hooks(fwd_hooks=ablation_hooks(units, method, means)):
+    hooks = ablation_hooks(units, method=method, means=means, pool=pool, seed=seed)
+    with model.hooks(fwd_hooks=hooks):
         yield model
 
 
@@ -142,30 +324,34 @@ def high_magnitude_units(
     return frame[frame["ratio_to_median"] >= factor].reset_index(drop=True)
 
 
+@deprecated_positional("prompt")
 def generation_sample(
-    model: Any,
+    model: Model,
     controls: dict[str, Units | None],
-    prompt: str = "The quick brown fox jumps over the",
     *,
+    prompt: str = "The quick brown fox jumps over the",
     max_new_tokens: int = 20,
     method: str = "zero",
     means: Float[Tensor, "layer unit"] | None = None,
+    pool: ResamplePool | None = None,
 ) -> pd.DataFrame:
     """Greedy continuations of ``prompt`` with each unit set ablated (``None``: intact).
 
     The prompt is tokenized as the model's own tokenizer does by default (no BOS token is
     added for SmolLM2, whose BOS token opens a chat turn). The KV cache is off: with
     transformer-lens 4.3, cached generation through the bridge degenerates on the default
-    model (repeated "-" tokens), while uncached generation matches plain transformers.
+    model (see :func:`tl_localize.checks.check_model`), while uncached generation matches
+    plain transformers; a resample ablation also needs every position in each pass.
 
-    >>> generation_sample(model, {"intact": None, "language": loc.units})  # doctest: +SKIP
+    >>> generation_sample(model, {"intact": None, "toy": loc.units}, max_new_tokens=3).shape
+    (2, 3)
     """
     ids = hf_tokenizer(model)(prompt, return_tensors="pt")["input_ids"]
     rows = []
     for name, units in controls.items():
         with contextlib.ExitStack() as stack:
             if units is not None:
-                stack.enter_context(ablated(model, units, method, means))
+                stack.enter_context(ablated(model, units, method=method, means=means, pool=pool))
             tokens = model.generate(
                 ids,
                 max_new_tokens=max_new_tokens,

@@ -23,16 +23,19 @@ from tqdm.auto import tqdm
 from transformer_lens.model_bridge.exceptions import StopAtLayerException
 
 from .contrast import POOLINGS
-from .errors import LocalizeError
+from .errors import LocalizeError, check_int
 from .models import hf_tokenizer
+from .protocol import Hooks, Model
 from .stats import Moments
 
 __all__ = [
     "TokenBatch",
     "accumulate_moments",
+    "input_device",
     "iter_pooled",
     "pad_batches",
     "pooled_activations",
+    "stacked_activations",
     "token_batches",
     "tokenize",
 ]
@@ -46,9 +49,26 @@ class TokenBatch:
     attention_mask: Int[Tensor, "batch pos"]
     index: Int[Tensor, " batch"]
 
+    def on(self, device: torch.device) -> tuple[Tensor, Tensor]:
+        """``input_ids`` and ``attention_mask`` on ``device`` (where the embedding lives)."""
+        return self.input_ids.to(device), self.attention_mask.to(device)
+
+
+def input_device(model: Model) -> torch.device:
+    """Where a model's inputs go: the device of its token embedding (for a model sharded
+    with ``device_map``, the first layer's device; the CPU for a model on the CPU)."""
+    embed = getattr(model, "embed", None)
+    weight = getattr(embed, "W_E", None)
+    if isinstance(weight, Tensor) and weight.device.type != "meta":
+        return weight.device
+    for param in model.parameters():  # type: ignore[attr-defined]
+        if param.device.type != "meta":
+            return param.device
+    return torch.device("cpu")
+
 
 def tokenize(
-    model: Any,
+    model: Model,
     texts: Sequence[Any],
     *,
     truncate: int | None = None,
@@ -67,8 +87,7 @@ def tokenize(
             raise LocalizeError(f"Text {i} is a {type(text).__name__}, not a string: {text!r}.")
     kwargs: dict[str, Any] = {}
     if truncate is not None:
-        if truncate < 1:
-            raise LocalizeError(f"truncate must be a positive number of tokens, got {truncate}.")
+        check_int("truncate", truncate, 1)
         kwargs = {"truncation": True, "max_length": truncate}
     ids = tokenizer(list(texts), **kwargs)["input_ids"]
     bos = tokenizer.bos_token_id
@@ -95,7 +114,7 @@ def tokenize(
 
 
 def token_batches(
-    model: Any,
+    model: Model,
     texts: Sequence[str],
     *,
     batch_size: int = 32,
@@ -103,8 +122,7 @@ def token_batches(
     prepend_bos: bool | None = None,
 ) -> list[TokenBatch]:
     """Tokenize, sort by length, and cut into right-padded batches."""
-    if batch_size < 1:
-        raise LocalizeError(f"batch_size must be at least 1, got {batch_size}.")
+    check_int("batch_size", batch_size, 1)
     ids = tokenize(model, texts, truncate=truncate, prepend_bos=prepend_bos)
     pad = hf_tokenizer(model).pad_token_id
     if pad is None and batch_size > 1:
@@ -145,11 +163,11 @@ def _pool(
 
 
 def run_pooled(
-    model: Any,
+    model: Model,
     batch: TokenBatch,
     hook_names: Sequence[str],
     pooling: str,
-    fwd_hooks: Sequence[tuple[str, Any]] = (),
+    fwd_hooks: Hooks = (),
 ) -> dict[str, Float[Tensor, "batch width"]]:
     """One forward pass; pooled activations at each hook, stopping after the last one.
 
@@ -162,7 +180,9 @@ def run_pooled(
 
     def make_hook(name: str) -> Any:
         def hook(acts: Tensor, hook: Any) -> None:
-            pooled[name] = _pool(acts.detach(), batch.attention_mask, pooling)
+            # pooled on the layer's own device, kept on the CPU (float32 for any dtype)
+            mask = batch.attention_mask.to(acts.device)
+            pooled[name] = _pool(acts.detach(), mask, pooling).float().cpu()
             remaining.discard(name)
             if not remaining:
                 raise StopAtLayerException(acts)
@@ -171,12 +191,13 @@ def run_pooled(
 
     hooks = [*fwd_hooks, *((name, make_hook(name)) for name in hook_names)]
     with torch.no_grad():
-        model.run_with_hooks(batch.input_ids, attention_mask=batch.attention_mask, fwd_hooks=hooks)
+        ids, mask = batch.on(input_device(model))
+        model.run_with_hooks(ids, attention_mask=mask, fwd_hooks=hooks)
     return pooled
 
 
 def iter_pooled(
-    model: Any,
+    model: Model,
     texts: Sequence[str],
     hook_names: Sequence[str],
     *,
@@ -184,7 +205,7 @@ def iter_pooled(
     batch_size: int = 32,
     truncate: int | None = None,
     prepend_bos: bool | None = None,
-    fwd_hooks: Sequence[tuple[str, Any]] = (),
+    fwd_hooks: Hooks = (),
     progress: bool = False,
     desc: str = "forward",
 ) -> Iterator[tuple[Int[Tensor, " batch"], dict[str, Float[Tensor, "batch width"]]]]:
@@ -203,7 +224,7 @@ def iter_pooled(
 
 
 def pooled_activations(
-    model: Any, texts: Sequence[str], hook_names: Sequence[str], **kwargs: Any
+    model: Model, texts: Sequence[str], hook_names: Sequence[str], **kwargs: Any
 ) -> dict[str, Float[Tensor, "n width"]]:
     """Pooled activations of every text at each hook, in input order (holds them all)."""
     out: dict[str, Tensor] = {}
@@ -215,6 +236,14 @@ def pooled_activations(
     return out
 
 
+def stacked_activations(
+    model: Model, texts: Sequence[str], hook_names: Sequence[str], **kwargs: Any
+) -> Float[Tensor, "n layer width"]:
+    """:func:`pooled_activations` stacked as ``[n_texts, len(hook_names), width]``."""
+    pooled = pooled_activations(model, texts, hook_names, **kwargs)
+    return torch.stack([pooled[name] for name in hook_names], dim=1)
+
+
 @dataclass
 class ConditionMoments:
     """Running moments of one condition's pooled activations, ``[n_layers, width]``."""
@@ -224,7 +253,7 @@ class ConditionMoments:
 
 
 def accumulate_moments(
-    model: Any,
+    model: Model,
     texts: Sequence[str],
     hook_names: Sequence[str],
     *,

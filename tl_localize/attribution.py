@@ -31,9 +31,10 @@ Negative ``patch`` and ``zero`` values mean the unit supports the grammatical pr
 
 from __future__ import annotations
 
-import json
 import time
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,28 +42,35 @@ import numpy as np
 import pandas as pd
 import torch
 from jaxtyping import Float, Int
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
 from scipy import stats as sps
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from . import evaluate
+from ._compat import warn_deprecated
 from .ablation import patch_hook
 from .activations import pad_batches, tokenize
-from .errors import LocalizeError
+from .data.io import read_csv
+from .data.pairs import minimal_pairs_frame
+from .errors import LocalizeError, check_int
 from .localize import select_top
-from .models import hf_tokenizer, model_signature
-from .results import atomic_folder, now, versions
+from .models import hf_tokenizer, model_fingerprint, model_signature
+from .protocol import Model, weight
+from .results import atomic_folder, now, read_record, versions, write_record
 from .scoring import next_token_logprobs
 from .sites import Site, get_site
+from .tasks import Task, get_task
 from .units import Units, unit_table
 
 __all__ = [
     "KINDS",
     "Attribution",
+    "AttributionCheck",
     "aligned_pairs",
     "check_attribution",
     "plot_check",
+    "task_pairs",
     "unit_attribution",
 ]
 
@@ -71,32 +79,27 @@ SCORES = tuple(f"{kind}_{agg}" for kind in KINDS for agg in ("mean", "abs"))
 FORMAT = "tl_localize.attribution/1"
 
 
-def _pairs_frame(task: Any, blimp: str | Path | None) -> tuple[str, pd.DataFrame]:
-    if isinstance(task, str):
-        if task == "builtin":
-            return task, evaluate.builtin_pairs()
-        if task == "blimp":
-            if blimp is None:
-                raise LocalizeError("Task 'blimp' needs blimp='folder of BLiMP .jsonl files'.")
-            return task, evaluate.load_blimp(blimp)
-        raise LocalizeError(
-            f"Unknown attribution task {task!r}: use 'builtin', 'blimp' (with blimp=folder), "
-            "or minimal pairs (a DataFrame with sentence_good and sentence_bad)."
-        )
-    return "pairs", evaluate.minimal_pairs_frame(task)
+def task_pairs(task: Any, **options: Any) -> tuple[str, pd.DataFrame]:
+    """The minimal pairs of an attribution task: a registered task made of minimal pairs
+    (``builtin``, ``blimp`` with ``blimp=folder``), or minimal pairs given directly."""
+    if isinstance(task, str | Task):
+        prepared = get_task(task).prepare(**options)
+        return prepared.name, prepared.pairs()
+    return "pairs", minimal_pairs_frame(task)
 
 
-def aligned_pairs(model: Any, pairs: Any, unaligned: str = "error") -> pd.DataFrame:
-    """Minimal pairs with their token ids (BOS prepended) and the first differing position.
+def aligned_pairs(model: Model, pairs: Any, unaligned: str = "error") -> tuple[pd.DataFrame, int]:
+    """Minimal pairs with their token ids (BOS prepended) and the first differing position,
+    and how many pairs were left out.
 
     Position-wise patching needs the two sentences of a pair to have the same number of
     tokens. ``unaligned="error"`` raises on the first pair that does not, naming it;
-    ``"drop"`` leaves such pairs out (the returned frame's ``attrs["n_dropped"]`` counts
-    them). Pairs whose sentences tokenize identically are always an error.
+    ``"drop"`` leaves such pairs out (and counts them). Pairs whose sentences tokenize
+    identically are always an error.
     """
     if unaligned not in ("error", "drop"):
         raise LocalizeError(f"unaligned must be 'error' or 'drop', got {unaligned!r}.")
-    frame = evaluate.minimal_pairs_frame(pairs)
+    frame = minimal_pairs_frame(pairs)
     if hf_tokenizer(model).bos_token_id is None:
         raise LocalizeError(
             "The tokenizer has no BOS token, so the first token of a sentence cannot be scored. "
@@ -131,8 +134,7 @@ def aligned_pairs(model: Any, pairs: Any, unaligned: str = "error") -> pd.DataFr
     out["ids_good"] = [good[i] for i in keep]
     out["ids_bad"] = [bad[i] for i in keep]
     out["first_diff"] = first
-    out.attrs["n_dropped"] = len(frame) - len(out)
-    return out
+    return out, len(frame) - len(out)
 
 
 def pair_batches(
@@ -158,7 +160,7 @@ def sequence_logprob(
 
 
 def _forward(
-    model: Any, ids: Tensor, mask: Tensor, names: Sequence[str], extra: Sequence[str] = ()
+    model: Model, ids: Tensor, mask: Tensor, names: Sequence[str], extra: Sequence[str] = ()
 ) -> tuple[Tensor, list[Tensor], dict[str, Tensor]]:
     """Forward pass with gradients kept, returning logits and the activations at ``names``
     (in the graph) and at ``extra`` (detached)."""
@@ -184,7 +186,7 @@ def _forward(
     return logits, [store[i] for i in range(len(names))], side
 
 
-def _dla_directions(model: Any, site_name: str, gvec: Tensor) -> Tensor:
+def _dla_directions(model: Model, site_name: str, gvec: Tensor) -> Tensor:
     """``[layer, batch, width]``: each unit's direct-path weight on the logit difference."""
     n_layers = int(model.cfg.n_layers)
     if site_name in ("resid_post", "mlp_out", "attn_out"):
@@ -193,9 +195,9 @@ def _dla_directions(model: Any, site_name: str, gvec: Tensor) -> Tensor:
             out[:-1] = torch.nan
         return out
     if site_name == "mlp_post":
-        return torch.einsum("lnd,bd->lbn", model.W_out.detach().float(), gvec)
+        return torch.einsum("lnd,bd->lbn", weight(model, "W_out").detach().float(), gvec)
     if site_name == "attn_z":
-        w_o = model.W_O.detach().float()
+        w_o = weight(model, "W_O").detach().float()
         return torch.einsum("lhed,bd->lbhe", w_o, gvec).flatten(2)
     raise LocalizeError(f"No direct logit attribution is defined for site {site_name!r}.")
 
@@ -208,7 +210,7 @@ class Attribution:
             ``zero_abs``, ``dla_mean``, ``dla_abs``.
         items: one row per pair: the pair, ``logprob_good``, ``logprob_bad``, ``score``,
             ``logit_diff`` (at the first differing position), ``first_diff``.
-        site: the unit site; model: the model's name; record: how it was made.
+        site: the unit site; model_name: the model's name; record: how it was made.
     """
 
     def __init__(
@@ -216,25 +218,51 @@ class Attribution:
         scores: dict[str, Tensor],
         items: pd.DataFrame,
         site: str,
-        model: str,
+        model_name: str,
         record: dict[str, Any],
     ) -> None:
         self.scores = scores
         self.items = items
         self.site = site
-        self.model = model
+        self.model_name = model_name
         self.record = record
+
+    @property
+    def model(self) -> str:
+        """Deprecated: the model's name; use :attr:`model_name`."""
+        warn_deprecated("Attribution.model", "Attribution.model_name")
+        return self.model_name
+
+    @property
+    def task(self) -> str:
+        return str(self.record.get("task"))
+
+    @property
+    def fingerprint(self) -> str | None:
+        signature = self.record.get("model")
+        return signature.get("fingerprint") if isinstance(signature, dict) else None
 
     def __repr__(self) -> str:
         shape = tuple(self.scores["patch_mean"].shape)
         return (
-            f"Attribution({self.record.get('task')!r} on {self.model!r} at {self.site!r}: "
+            f"Attribution({self.task!r} on {self.model_name!r} at {self.site!r}: "
             f"{len(self.items)} pairs, {shape[0]} layers x {shape[1]} units)"
         )
 
+    def _repr_html_(self) -> str:
+        from .cards import attribution_card
+
+        return attribution_card(self)
+
     def to_frame(self) -> pd.DataFrame:
-        """One row per unit: ``layer``, ``unit`` and the six scores."""
-        return unit_table({name: self.scores[name].double() for name in SCORES})
+        """One row per unit: ``model``, ``task``, ``site``, ``layer``, ``unit`` and the six
+        scores."""
+        frame = unit_table({name: self.scores[name].double() for name in SCORES})
+        for i, (key, value) in enumerate(
+            {"model": self.model_name, "task": self.task, "site": self.site}.items()
+        ):
+            frame.insert(i, key, value)
+        return frame
 
     def top(self, top: float | int | str, score: str = "patch_abs") -> Units:
         """The units with the highest ``score`` (a fraction or a count, over all layers)."""
@@ -243,7 +271,9 @@ class Attribution:
         values = self.scores[score]
         if score.endswith("_mean"):
             values = values.abs()
-        return Units(select_top(values, top), self.site, self.model)
+        return Units(
+            select_top(values, top), self.site, self.model_name, fingerprint=self.fingerprint
+        )
 
     def save(self, folder: str | Path, *, force: bool = False) -> Path:
         """Write ``attribution.safetensors`` (scores), ``attribution.csv`` (one row per unit),
@@ -254,40 +284,81 @@ class Attribution:
 
     def write(self, folder: Path) -> None:
         """Write :meth:`save`'s files into an existing folder."""
-        meta = {"format": FORMAT, "site": self.site, "model": self.model}
+        meta = {"format": FORMAT, "site": self.site, "model": self.model_name}
         tensors = {k: v.contiguous() for k, v in self.scores.items()}
         save_file(tensors, str(folder / "attribution.safetensors"), metadata=meta)
         self.to_frame().to_csv(folder / "attribution.csv", index=False)
         items = self.items.drop(columns=["ids_good", "ids_bad"], errors="ignore")
         items.to_csv(folder / "items.csv", index=False)
-        (folder / "record.json").write_text(json.dumps(self.record, indent=2, default=str))
+        write_record(folder, self.record, "attribution")
 
     @classmethod
-    def load(cls, folder: str | Path, model: Any | None = None) -> Attribution:
+    def load(cls, folder: str | Path, model: Model | None = None) -> Attribution:
         """Read a folder written by :meth:`save` (refusing another model's when given one)."""
         folder = Path(folder)
         path = folder / "attribution.safetensors"
         if not path.is_file():
             raise LocalizeError(f"{folder} holds no attribution.safetensors: not an attribution.")
-        from safetensors.torch import safe_open
-
-        with safe_open(str(path), "pt") as handle:
-            meta = handle.metadata() or {}
-        if meta.get("format") != FORMAT:
+        record = read_record(folder, "a saved attribution")
+        try:
+            with safe_open(str(path), "pt") as handle:
+                meta = handle.metadata() or {}
+            scores = load_file(str(path))
+        except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+            raise LocalizeError(f"{path} is damaged ({error}).") from None
+        if meta.get("format") != FORMAT or not {"site", "model"} <= set(meta):
             raise LocalizeError(f"{path} is not a tl_localize attribution file.")
-        scores = load_file(str(path))
-        if model is not None and meta["model"] != model.cfg.model_name:
-            raise LocalizeError(
-                f"{folder} was computed for model {meta['model']!r}, not "
-                f"{model.cfg.model_name!r}; recompute it for this model."
-            )
-        record = json.loads((folder / "record.json").read_text())
-        items = pd.read_csv(folder / "items.csv")
+        shapes = {tuple(v.shape) for v in scores.values()}
+        if set(SCORES) - set(scores) or len(shapes) != 1 or len(next(iter(shapes))) != 2:
+            raise LocalizeError(f"{path} lacks scores or mixes shapes; the file is damaged.")
+        if model is not None:
+            expected = (int(model.cfg.n_layers), get_site(meta["site"], model).n_units(model))
+            found = next(iter(shapes))
+            signature = record.get("model")
+            fingerprint = signature.get("fingerprint") if isinstance(signature, dict) else None
+            if (
+                meta["model"] != model.cfg.model_name
+                or found != expected
+                or (fingerprint is not None and fingerprint != model_fingerprint(model))
+            ):
+                raise LocalizeError(
+                    f"{folder} was computed for model {meta['model']!r}, not "
+                    f"{model.cfg.model_name!r} (shapes {found} and {expected}, weights "
+                    f"{fingerprint} and {model_fingerprint(model)}); recompute it for this model."
+                )
+        items = read_csv(folder / "items.csv", "attribution items table")
         return cls(scores, items, meta["site"], meta["model"], record)
 
 
+def _prepare_pairs(
+    model: Model,
+    task: Any,
+    *,
+    n_items: int | None,
+    unaligned: str | None,
+    blimp: str | Path | None,
+    batch_size: int,
+    seed: int,
+) -> tuple[str, pd.DataFrame, int]:
+    """The task's aligned pairs (sampled to ``n_items``), its name, and the number left out."""
+    for name, value, low in (("batch_size", batch_size, 1), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise LocalizeError(f"{name} must be an integer of at least {low}, got {value!r}.")
+    if n_items is not None and (
+        isinstance(n_items, bool) or not isinstance(n_items, int) or n_items < 1
+    ):
+        raise LocalizeError(f"n_items must be a whole number of at least 1, got {n_items!r}.")
+    name, frame = task_pairs(task, blimp=blimp)
+    if unaligned is None:  # registered suites hold pairs of any length; a user's must align
+        unaligned = "error" if name == "pairs" else "drop"
+    pairs, n_dropped = aligned_pairs(model, frame, unaligned)
+    if n_items is not None and n_items < len(pairs):
+        pairs = pairs.sample(n=n_items, random_state=seed).reset_index(drop=True)
+    return name, pairs, n_dropped
+
+
 def unit_attribution(
-    model: Any,
+    model: Model,
     site: str | Site = "resid_post",
     task: Any = "builtin",
     *,
@@ -302,29 +373,27 @@ def unit_attribution(
 
     Args:
         site: unit site (as for :func:`localize`).
-        task: ``"builtin"`` (the toolkit's minimal pairs; pairs that do not align under this
-            model's tokenizer are left out), ``"blimp"`` (with ``blimp=folder``), or minimal
-            pairs (a DataFrame or list with ``sentence_good`` and ``sentence_bad``).
+        task: a registered task made of minimal pairs (``"builtin"``, the toolkit's own;
+            ``"blimp"``, with ``blimp=folder``; see :func:`tl_localize.tasks.attributable`),
+            or minimal pairs (a DataFrame or list with ``sentence_good`` and
+            ``sentence_bad``).
         n_items: use a random sample of this many pairs (``seed``); default all.
         unaligned: ``"error"`` or ``"drop"`` for pairs whose sentences tokenize to different
-            lengths; default ``"drop"`` for the built-in suite, ``"error"`` otherwise.
+            lengths; default ``"drop"`` for a registered task, ``"error"`` for pairs given
+            directly.
 
     Returns:
         An :class:`Attribution`; ``to_frame()`` gives one row per unit.
+
+    >>> att = unit_attribution(model, "resid_post", toy_pairs, progress=False)
+    >>> att.to_frame().shape  # 3 layers x 32 units; model, task, site, layer, unit, 6 scores
+    (96, 11)
     """
     site_obj = get_site(site, model)
-    name, frame = _pairs_frame(task, blimp)
-    if unaligned is None:
-        unaligned = "drop" if name == "builtin" else "error"
-    if batch_size < 1:
-        raise LocalizeError(f"batch_size must be at least 1, got {batch_size}.")
-    pairs = aligned_pairs(model, frame, unaligned)
-    n_dropped = pairs.attrs["n_dropped"]
-    if n_items is not None:
-        if n_items < 1:
-            raise LocalizeError(f"n_items must be at least 1, got {n_items}.")
-        if n_items < len(pairs):
-            pairs = pairs.sample(n=n_items, random_state=seed).reset_index(drop=True)
+    name, pairs, n_dropped = _prepare_pairs(
+        model, task, n_items=n_items, unaligned=unaligned, blimp=blimp, batch_size=batch_size,
+        seed=seed,
+    )  # fmt: skip
     tokenizer = hf_tokenizer(model)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     n_layers = int(model.cfg.n_layers)
@@ -332,7 +401,7 @@ def unit_attribution(
     names = [site_obj.hook_name(layer) for layer in range(n_layers)]
     center = str(model.cfg.normalization_type or "").upper().startswith("LN")
     gamma = _final_norm_weight(model)
-    w_u = model.W_U.detach().float()
+    w_u = weight(model, "W_U").detach().float()
 
     sums = {k: torch.zeros(n_layers, width, dtype=torch.float64) for k in SCORES}
     per_item = {k: np.zeros(len(pairs)) for k in ("logprob_good", "logprob_bad", "logit_diff")}
@@ -395,19 +464,19 @@ def unit_attribution(
         "versions": versions(),
         "timings": {"attribution_s": seconds},
     }
-    return Attribution(scores, items, site_obj.name, model.cfg.model_name, record)
+    return Attribution(scores, items, site_obj.name, str(model.cfg.model_name), record)
 
 
-def _final_norm_weight(model: Any) -> Tensor:
-    params = dict(model.ln_final.named_parameters())
-    weight = next((v for k, v in params.items() if k.endswith("weight")), None)
-    if weight is None:
+def _final_norm_weight(model: Model) -> Tensor:
+    params = dict(weight(model, "ln_final").named_parameters())
+    gamma = next((v for k, v in params.items() if k.endswith("weight")), None)
+    if gamma is None:
         return torch.ones(int(model.cfg.d_model))
-    return weight.detach().float()
+    return gamma.detach().float()
 
 
 def _patched_logprobs(
-    model: Any,
+    model: Model,
     ids: Tensor,
     mask: Tensor,
     hook_name: str,
@@ -422,8 +491,44 @@ def _patched_logprobs(
         return sequence_logprob(logits, ids, mask).double()
 
 
+@dataclass
+class AttributionCheck:
+    """Attribution estimates against real patching (:func:`check_attribution`).
+
+    Attributes:
+        frame: one row per sampled unit: ``layer``, ``unit``, ``sampled`` (``top`` /
+            ``random``), ``estimate``, ``actual``.
+        kind: ``patch`` or ``zero``.
+        n_pairs: pairs the effects are averaged over.
+        pearson, spearman: the correlations of estimate and actual over the sample.
+    """
+
+    frame: pd.DataFrame
+    kind: str
+    n_pairs: int
+    pearson: float
+    spearman: float
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The per-unit table with the check's settings as columns (stacks across checks)."""
+        return self.frame.assign(kind=self.kind, n_pairs=self.n_pairs)
+
+    def summary(self) -> str:
+        return (
+            f"On {len(self)} units and {self.n_pairs} pairs, the {self.kind} estimate agrees "
+            f"with real patching at Pearson r {self.pearson:.2f} and Spearman rho "
+            f"{self.spearman:.2f}."
+        )
+
+    def plot(self) -> Any:
+        return plot_check(self)
+
+
 def check_attribution(
-    model: Any,
+    model: Model,
     site: str | Site = "resid_post",
     task: Any = "builtin",
     *,
@@ -431,31 +536,32 @@ def check_attribution(
     n_units: int = 40,
     n_items: int = 32,
     unaligned: str | None = None,
+    blimp: str | Path | None = None,
     seed: int = 0,
     batch_size: int = 32,
     progress: bool = True,
-) -> pd.DataFrame:
+) -> AttributionCheck:
     """Compare the attribution estimate with real patching for a sample of units.
 
-    On ``n_items`` pairs, the units are half those with the largest estimated effect
+    On ``n_items`` pairs of ``task`` (as for :func:`unit_attribution`, with the same
+    ``blimp=``), the units are half those with the largest estimated effect
     (``|<kind>_mean|``) and half drawn at random from the rest; each is then really patched
     (``kind="patch"``: the clean run takes the unit's corrupted-run values) or zeroed in
     both runs (``kind="zero"``), and the mean change in the pair score is measured.
 
     Returns:
-        One row per unit: ``layer``, ``unit``, ``sampled`` (``top``/``random``),
-        ``estimate``, ``actual``; ``attrs["pearson"]`` and ``attrs["spearman"]`` hold the
-        correlations over the sample.
+        An :class:`AttributionCheck` (the per-unit table, Pearson and Spearman r).
     """
     if kind not in ("patch", "zero"):
         raise LocalizeError(f"check_attribution checks 'patch' or 'zero', got {kind!r}.")
+    check_int("n_units", n_units, 2)
     att = unit_attribution(
-        model, site, task, n_items=n_items, unaligned=unaligned, seed=seed,
+        model, site, task, n_items=n_items, unaligned=unaligned, blimp=blimp, seed=seed,
         batch_size=batch_size, progress=progress,
     )  # fmt: skip
     estimate = att.scores[f"{kind}_mean"]
     n_total = estimate.numel()
-    if not 2 <= n_units <= n_total:
+    if n_units > n_total:
         raise LocalizeError(f"n_units must be between 2 and {n_total}, got {n_units}.")
     flat = estimate.reshape(-1).abs().double()
     n_top = n_units // 2
@@ -512,30 +618,27 @@ def check_attribution(
             }
         )
     frame = pd.DataFrame(rows)
-    frame.attrs["kind"] = kind
-    frame.attrs["n_pairs"] = len(pairs)
-    frame.attrs["pearson"] = float(sps.pearsonr(frame["estimate"], frame["actual"])[0])
-    frame.attrs["spearman"] = float(sps.spearmanr(frame["estimate"], frame["actual"])[0])
-    return frame
+    with warnings.catch_warnings():  # a constant column gives NaN, which is the answer
+        warnings.simplefilter("ignore")
+        pearson = float(sps.pearsonr(frame["estimate"], frame["actual"])[0])
+        spearman = float(sps.spearmanr(frame["estimate"], frame["actual"])[0])
+    return AttributionCheck(frame, kind, len(pairs), pearson, spearman)
 
 
-def plot_check(frame: pd.DataFrame) -> Any:
+def plot_check(check: AttributionCheck) -> Any:
     """Attribution estimate against real patching, one point per sampled unit."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
+    frame = check.frame
     fig, ax = plt.subplots(figsize=(4.5, 4))
     sns.scatterplot(data=frame, x="estimate", y="actual", hue="sampled", ax=ax)
     low = float(min(frame["estimate"].min(), frame["actual"].min()))
     high = float(max(frame["estimate"].max(), frame["actual"].max()))
     ax.plot([low, high], [low, high], color="0.5", linewidth=0.8, linestyle="--")
-    kind = frame.attrs.get("kind", "patch")
-    ax.set_xlabel(f"attribution estimate ({kind})")
+    ax.set_xlabel(f"attribution estimate ({check.kind})")
     ax.set_ylabel("real patching: change in log P(good) - log P(bad)")
-    ax.set_title(
-        f"r = {frame.attrs.get('pearson', float('nan')):.2f}, "
-        f"rho = {frame.attrs.get('spearman', float('nan')):.2f}"
-    )
+    ax.set_title(f"r = {check.pearson:.2f}, rho = {check.spearman:.2f}")
     fig.tight_layout()
     plt.close(fig)
     return fig

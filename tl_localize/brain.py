@@ -1,41 +1,45 @@
 """Brain alignment: do the selected units predict the human language network's responses?
 
 An encoding model predicts each sentence's fMRI response from the pooled activations of a
-unit set: cross-validated ridge regression (penalty chosen on the training folds only, by
-efficient leave-one-out inside ``RidgeCV``; standardization fit on the training folds only),
-scored by Pearson r between the out-of-fold predictions and the measured responses (median
-over response columns), with a bootstrap confidence interval over sentences. The selected
-units are compared with random unit sets of the same size, and with all units of the site;
-the features of every set come from one pass of the model over the sentences.
+unit set: cross-validated ridge regression (standardization and the penalty chosen on the
+training folds only, the penalty by efficient leave-one-out as scikit-learn's ``RidgeCV``
+does; :mod:`tl_localize.ridge` computes the same fits with one decomposition per fold shared
+by every penalty), scored by Pearson r between the out-of-fold predictions and the measured
+responses (median over response columns), with a bootstrap interval over sentences.
+
+The selected units are compared with random unit sets of the same size (each control family
+with its seeds pooled: the difference in r with a bootstrap interval, and a permutation p
+that swaps set labels within sentences) and with all units of the site; the features of every
+set come from one pass of the model over the sentences.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from jaxtyping import Float
-from sklearn.linear_model import RidgeCV
-from sklearn.model_selection import GroupKFold, KFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from torch import Tensor
 
-from .activations import pooled_activations
-from .errors import LocalizeError
+from ._compat import deprecated_positional
+from .activations import stacked_activations
+from .data.io import read_csv
+from .errors import LocalizeError, check_int
 from .localize import Localization
+from .protocol import Model
+from .ridge import ALPHAS, encode_sets, fold_splits, pearson_rows
 from .sites import get_site
-from .units import MATCHES, Units
+from .stats import bootstrap_indices, percentile_interval
+from .units import DEFAULT_MATCH, DEFAULT_N_RANDOM, Units, check_matches
 
 __all__ = [
     "ALPHAS",
+    "BrainAlignment",
     "BrainData",
     "brain_alignment",
     "encoding_score",
@@ -45,7 +49,7 @@ __all__ = [
     "sentence_features",
 ]
 
-ALPHAS = np.logspace(-3, 7, 21)
+ALPHA = 0.05
 
 
 @dataclass
@@ -110,6 +114,19 @@ class BrainData:
                 stacklevel=2,
             )
         df = df[keep]
+        if df.empty:
+            raise LocalizeError(
+                f"No usable rows in the brain data: every row has a missing or infinite "
+                f"response in {responses} or an empty sentence in {sentence!r}."
+            )
+        kept = values[keep]
+        constant = [c for c in responses if kept[c].nunique() < 2]
+        if constant:
+            raise LocalizeError(
+                f"The response column {constant[0]!r} has the same value in every usable row "
+                f"({kept[constant[0]].iloc[0]!r}): there is nothing to predict, and a "
+                "correlation with it is undefined. Check the column."
+            )
         duplicated = df[sentence].duplicated()
         if duplicated.any():
             warnings.warn(
@@ -130,17 +147,16 @@ class BrainData:
     def from_csv(cls, path: str | Path, **kwargs: Any) -> BrainData:
         """:meth:`from_frame` on a CSV file (same keywords)."""
         path = Path(path)
-        if not path.is_file():
-            raise LocalizeError(f"No brain-data CSV at {path}.")
         kwargs.setdefault("name", path.stem)
-        return cls.from_frame(pd.read_csv(path), **kwargs)
+        return cls.from_frame(read_csv(path, "brain-data CSV"), **kwargs)
 
 
+@deprecated_positional("site")
 def sentence_features(
-    model: Any,
+    model: Model,
     sentences: Sequence[str],
-    site: str = "resid_post",
     *,
+    site: str = "resid_post",
     layers: Sequence[int] | None = None,
     pooling: str = "last",
     batch_size: int = 32,
@@ -150,11 +166,10 @@ def sentence_features(
     site_obj = get_site(site, model)
     layers = list(range(model.cfg.n_layers)) if layers is None else list(layers)
     names = [site_obj.hook_name(layer) for layer in layers]
-    pooled = pooled_activations(
-        model, sentences, names, pooling=pooling, batch_size=batch_size, progress=progress,
-        desc="brain sentences",
+    return stacked_activations(
+        model, list(sentences), names, pooling=pooling, batch_size=batch_size,
+        progress=progress, desc="brain sentences",
     )  # fmt: skip
-    return torch.stack([pooled[n] for n in names], dim=1)
 
 
 def _check_features(features: Tensor, data: BrainData, units: Units) -> None:
@@ -163,14 +178,29 @@ def _check_features(features: Tensor, data: BrainData, units: Units) -> None:
         raise LocalizeError(
             f"features have shape {tuple(features.shape)}, expected {expected} "
             "(sentences x layers x units): compute them with sentence_features(model, "
-            "data.sentences, units.site)."
+            "data.sentences, site=units.site)."
         )
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a - a.mean(), b - b.mean()
-    denom = math.sqrt(float((a * a).sum() * (b * b).sum()))
-    return float((a * b).sum() / denom) if denom > 0 else float("nan")
+def _check_folds(data: BrainData, folds: int) -> None:
+    check_int("folds", folds, 2)
+    if len(data) < folds:
+        raise LocalizeError(
+            f"{len(data)} sentences cannot be split into {folds} folds; use folds <= "
+            f"{len(data)} or more data."
+        )
+    if data.groups is not None and len(set(data.groups)) < folds:
+        raise LocalizeError(f"{len(set(data.groups))} groups cannot be split into {folds} folds.")
+
+
+def _median_r(predicted: np.ndarray, y: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Median over response columns of the Pearson r on each bootstrap resample."""
+    return np.nanmedian(pearson_rows(predicted, y, index), axis=1)
+
+
+def _point_r(predicted: np.ndarray, y: np.ndarray) -> list[float]:
+    identity = np.arange(len(y))[None, :]
+    return [float(r) for r in pearson_rows(predicted, y, identity)[0]]
 
 
 def encoding_score(
@@ -181,7 +211,7 @@ def encoding_score(
     seed: int = 0,
     n_boot: int = 1000,
     ceiling: float | Sequence[float] | None = None,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Cross-validated ridge encoding score of ``features`` ``[n_sentences, n_features]``.
 
     Returns ``r`` (median over response columns of the Pearson r between out-of-fold
@@ -189,40 +219,28 @@ def encoding_score(
     same seed), ``r_per_response`` as a list, ``alpha`` (median chosen penalty) and, with a
     ``ceiling``, ``r_ceiled`` = r / ceiling (per response, then the median).
     """
-    n = len(data)
-    if folds < 2:
-        raise LocalizeError(f"folds must be at least 2, got {folds}.")
-    if n < folds:
-        raise LocalizeError(
-            f"{n} sentences cannot be split into {folds} folds; use folds <= {n} or more data."
-        )
-    if features.shape[0] != n:
-        raise LocalizeError(f"{features.shape[0]} feature rows for {n} sentences.")
+    _check_folds(data, folds)
+    if features.shape[0] != len(data):
+        raise LocalizeError(f"{features.shape[0]} feature rows for {len(data)} sentences.")
     y = data.responses.to_numpy(dtype=float)
-    if data.groups is not None:
-        n_groups = len(set(data.groups))
-        if n_groups < folds:
-            raise LocalizeError(f"{n_groups} groups cannot be split into {folds} folds.")
-        splits = GroupKFold(n_splits=folds).split(features, y, data.groups)
-    else:
-        splits = KFold(n_splits=folds, shuffle=True, random_state=seed).split(features)
-    predicted = np.zeros_like(y)
-    alphas = []
-    for train, test in splits:
-        encoder = make_pipeline(StandardScaler(), RidgeCV(alphas=ALPHAS))
-        encoder.fit(features[train], y[train])
-        predicted[test] = encoder.predict(features[test]).reshape(len(test), -1)
-        alphas.append(float(np.median(encoder[-1].alpha_)))
-    per_response = [_pearson(predicted[:, j], y[:, j]) for j in range(y.shape[1])]
-    rng = np.random.default_rng(seed)
-    boot = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, n, n)
-        boot.append(np.median([_pearson(predicted[idx, j], y[idx, j]) for j in range(y.shape[1])]))
-    result = {
+    splits = fold_splits(len(data), folds, seed, data.groups)
+    fit = encode_sets(np.asarray(features), [None], y, splits)[0]
+    return _score(fit.predicted, fit.alphas, y, bootstrap_indices(len(y), n_boot, seed), ceiling)
+
+
+def _score(
+    predicted: np.ndarray,
+    alphas: np.ndarray,
+    y: np.ndarray,
+    index: np.ndarray,
+    ceiling: float | Sequence[float] | None,
+) -> dict[str, Any]:
+    per_response = _point_r(predicted, y)
+    low, high = percentile_interval(_median_r(predicted, y, index))
+    result: dict[str, Any] = {
         "r": float(np.median(per_response)),
-        "r_low": float(np.nanpercentile(boot, 2.5)),
-        "r_high": float(np.nanpercentile(boot, 97.5)),
+        "r_low": low,
+        "r_high": high,
         "r_per_response": per_response,
         "alpha": float(np.median(alphas)),
     }
@@ -232,23 +250,96 @@ def encoding_score(
     return result
 
 
+@dataclass
+class BrainAlignment:
+    """The result of :func:`brain_alignment`.
+
+    Attributes:
+        table: one row per unit set: ``model``, ``data``, ``set`` (``selected``, ``random``,
+            ``all``), ``match``, ``seed``, ``n_units``, ``r``, ``r_low``, ``r_high``,
+            ``alpha`` (and ``r_ceiled`` with a ceiling).
+        verdicts: the selected set against each control family: ``difference_r`` (selected
+            r minus the family's mean r) with its bootstrap interval, ``p_value`` (one-sided
+            permutation test of set labels within sentences) and ``verdict``.
+        predictions: out-of-fold predictions per set (``[n_sentences, n_responses]``), in
+            the table's row order.
+    """
+
+    table: pd.DataFrame
+    verdicts: pd.DataFrame
+    predictions: list[np.ndarray] = field(repr=False)
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table
+
+    def summary(self) -> str:
+        from .summaries import brain_summary
+
+        return brain_summary(self)
+
+    def plot(self) -> Any:
+        return plot_brain_alignment(self)
+
+    def _repr_html_(self) -> str:
+        from .cards import brain_card
+
+        return brain_card(self)
+
+    def save(self, folder: Path) -> None:
+        """Write ``alignment.csv``, ``verdicts.csv`` and ``alignment.png`` into a folder."""
+        import matplotlib.pyplot as plt
+
+        self.table.to_csv(folder / "alignment.csv", index=False)
+        self.verdicts.to_csv(folder / "verdicts.csv", index=False)
+        fig = self.plot()
+        fig.savefig(folder / "alignment.png", dpi=120, bbox_inches="tight")
+        plt.close(fig)
+
+
+def _label_permutation_p(
+    predictions: list[np.ndarray], y: np.ndarray, observed: float, n_permutations: int, seed: int
+) -> float:
+    """One-sided p that the first set predicts better than the mean of the others, by
+    permuting set labels within each sentence (the sets' out-of-fold predictions are
+    exchangeable under the null that the first set is one more random set)."""
+    stacked = np.stack(predictions).transpose(1, 0, 2)  # [n, k, R]
+    n, k, _ = stacked.shape
+    yc = y - y.mean(0)
+    y_norm = np.sqrt((yc**2).sum(0))  # [R]
+    rng = np.random.default_rng(seed)
+    count = 0
+    for start in range(0, n_permutations, 50):
+        size = min(50, n_permutations - start)
+        order = rng.random((size, n, k)).argsort(axis=2)  # a random label order per sentence
+        picked = np.take_along_axis(stacked[None], order[..., None], axis=2)  # [size, n, k, R]
+        centred = picked - picked.mean(1, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.einsum("bnkr,nr->bkr", centred, yc) / (np.sqrt((centred**2).sum(1)) * y_norm)
+        r = np.nanmedian(r, axis=2)  # [size, k]
+        stat = r[:, 0] - r[:, 1:].mean(1)
+        count += int(np.sum(stat >= observed - abs(observed) * 1e-12))
+    return (1 + count) / (1 + n_permutations)
+
+
+@deprecated_positional("n_random", "match", "folds", "seed")
 def brain_alignment(
-    model: Any,
+    model: Model,
     units: Units | Localization,
     data: BrainData,
-    n_random: int = 10,
-    match: str = "uniform",
+    *,
+    n_random: int = DEFAULT_N_RANDOM,
+    match: str | Sequence[str] = DEFAULT_MATCH,
     folds: int = 10,
     seed: int = 0,
-    *,
     pooling: str | None = None,
     include_all: bool = True,
     ceiling: float | Sequence[float] | None = None,
     n_boot: int = 1000,
+    n_permutations: int = 1000,
     features: Float[Tensor, "n layer unit"] | None = None,
     batch_size: int = 32,
     progress: bool = True,
-) -> pd.DataFrame:
+) -> BrainAlignment:
     """Encoding scores of the selected units, random controls of the same size, and all
     units of the site.
 
@@ -256,16 +347,17 @@ def brain_alignment(
         units: a :class:`Units` or a :class:`Localization` (whose magnitudes allow
             ``match="magnitude"`` and whose pooling is used unless ``pooling`` is given).
         data: a :class:`BrainData`.
-        n_random: random unit sets; ``match`` as in :meth:`Units.random_like`.
-        folds, seed: cross-validation folds and the seed of folds, bootstrap and controls.
+        n_random: random unit sets per kind of ``match`` (as in :meth:`Units.random_like`;
+            default ``uniform`` and ``magnitude``, 3 each).
+        folds: cross-validation folds.
+        seed: the seed of the folds, the bootstrap, the permutations and the controls.
+        n_boot: bootstrap resamples for the intervals (at least 100).
+        n_permutations: label permutations for each family's p-value (at least 20).
         features: the output of :func:`sentence_features` for ``data`` at the units' site,
             to reuse one model pass across calls (computed when not given).
 
     Returns:
-        One row per unit set: ``set`` (``selected``, ``random``, ``all``), ``seed``,
-        ``n_units``, ``r``, ``r_low``, ``r_high`` (and ``r_ceiled`` with a ceiling); the
-        ``selected`` row also has ``p_value``, the share of random sets scoring at least as
-        well (with the +1 correction: (1 + count) / (1 + n_random)).
+        A :class:`BrainAlignment` (``.table``, ``.verdicts``, ``.summary()``, ``.plot()``).
     """
     loc = units if isinstance(units, Localization) else None
     base = loc.units if loc is not None else units
@@ -274,50 +366,84 @@ def brain_alignment(
     base.check_model(model)
     if not isinstance(data, BrainData):
         raise LocalizeError("data must be a BrainData (BrainData.from_csv / from_frame).")
-    if match not in MATCHES:
-        raise LocalizeError(f"Unknown match {match!r}; use one of {MATCHES}.")
-    if len(data) < folds:
-        raise LocalizeError(
-            f"{len(data)} sentences cannot be split into {folds} folds; use folds <= "
-            f"{len(data)} or more data."
-        )
+    matches = check_matches(match)
+    check_int("n_random", n_random, 0)
+    check_int("n_boot", n_boot, 100)
+    check_int("n_permutations", n_permutations, 20)
+    check_int("seed", seed, 0)
+    _check_folds(data, folds)
     if len(base) == 0:
         raise LocalizeError("The unit set is empty: nothing to align.")
     magnitude = loc.stats["magnitude"] if loc is not None else None
+    if "magnitude" in matches and magnitude is None and n_random:
+        raise LocalizeError(
+            "match='magnitude' needs activation magnitudes: pass the Localization instead of "
+            "its Units, or match='uniform'."
+        )
     if pooling is None:
         pooling = loc.record["contrast"]["pooling"] if loc is not None else "last"
-    sets: list[tuple[str, int | None, Units | None]] = [("selected", None, base)]
-    sets += [("random", s, base.random_like(seed + s, match, magnitude)) for s in range(n_random)]
+    sets: list[tuple[str, str | None, int | None, Units | None]] = [("selected", None, None, base)]
+    for m in matches:
+        sets += [
+            ("random", m, s, base.random_like(seed + s, m, magnitude)) for s in range(n_random)
+        ]
     if include_all:
-        sets.append(("all", None, None))
+        sets.append(("all", None, None, None))
     if features is None:
         features = sentence_features(
-            model, data.sentences, base.site, pooling=pooling, batch_size=batch_size,
+            model, data.sentences, site=base.site, pooling=pooling, batch_size=batch_size,
             progress=progress,
         )  # fmt: skip
     _check_features(features, data, base)
     flat = features.numpy().reshape(len(data), -1)
-    rows = []
-    for label, control_seed, unit_set in sets:
-        x = flat if unit_set is None else flat[:, unit_set.mask.reshape(-1).numpy()]
-        score = encoding_score(x, data, folds=folds, seed=seed, n_boot=n_boot, ceiling=ceiling)
+    y = data.responses.to_numpy(dtype=float)
+    splits = fold_splits(len(data), folds, seed, data.groups)
+    columns = [
+        None if u is None else u.mask.reshape(-1).nonzero().flatten().numpy() for *_, u in sets
+    ]
+    fits = encode_sets(flat, columns, y, splits)
+    index = bootstrap_indices(len(y), n_boot, seed)
+    rows: list[dict[str, Any]] = []
+    boots: list[np.ndarray] = []
+    for (label, kind, s, _), fit, cols in zip(sets, fits, columns, strict=True):
+        score = _score(fit.predicted, fit.alphas, y, index, ceiling)
         score.pop("r_per_response")
-        rows.append({"set": label, "seed": control_seed, "n_units": x.shape[1], **score})
-    frame = pd.DataFrame(rows)
-    random_r = frame.loc[frame["set"] == "random", "r"].to_numpy()
-    selected = frame["set"] == "selected"
-    if n_random:
-        beaten = int(np.sum(random_r >= frame.loc[selected, "r"].iloc[0]))
-        frame.loc[selected, "p_value"] = (1 + beaten) / (1 + n_random)
-    frame.attrs["data"] = data.name
-    return frame
+        boots.append(_median_r(fit.predicted, y, index))
+        rows.append(
+            {"model": str(model.cfg.model_name), "data": data.name, "set": label, "match": kind,
+             "seed": s, "n_units": flat.shape[1] if cols is None else len(cols), **score}
+        )  # fmt: skip
+    table = pd.DataFrame(rows)
+    verdict_rows = []
+    for m in matches if n_random else []:
+        family = [i for i, (label, mm, *_) in enumerate(sets) if label == "random" and mm == m]
+        selected_r = float(table.loc[0, "r"])
+        difference = selected_r - float(table.loc[family, "r"].mean())
+        low, high = percentile_interval(boots[0] - np.mean([boots[i] for i in family], axis=0))
+        p = _label_permutation_p(
+            [fits[0].predicted, *(fits[i].predicted for i in family)], y, difference,
+            n_permutations, seed,
+        )  # fmt: skip
+        verdict_rows.append(
+            {"model": str(model.cfg.model_name), "data": data.name, "match": m,
+             "n_seeds": len(family), "selected_r": selected_r,
+             "control_r": float(table.loc[family, "r"].mean()), "difference_r": difference,
+             "difference_low": low, "difference_high": high, "p_value": p,
+             "verdict": "specific" if p < ALPHA else "not specific"}
+        )  # fmt: skip
+    verdicts = pd.DataFrame(
+        verdict_rows,
+        columns=["model", "data", "match", "n_seeds", "selected_r", "control_r", "difference_r",
+                 "difference_low", "difference_high", "p_value", "verdict"],
+    )  # fmt: skip
+    return BrainAlignment(table, verdicts, [f.predicted for f in fits])
 
 
 def layer_alignment(
-    model: Any,
+    model: Model,
     data: BrainData,
-    site: str = "resid_post",
     *,
+    site: str = "resid_post",
     pooling: str = "last",
     folds: int = 10,
     seed: int = 0,
@@ -327,49 +453,57 @@ def layer_alignment(
     progress: bool = True,
 ) -> pd.DataFrame:
     """The encoding score of all units of each layer: ``layer``, ``n_units``, ``r``,
-    ``r_low``, ``r_high``. ``features`` as in :func:`brain_alignment`."""
+    ``r_low``, ``r_high``, ``alpha``. ``features`` as in :func:`brain_alignment`."""
+    _check_folds(data, folds)
     if features is None:
         features = sentence_features(
-            model, data.sentences, site, pooling=pooling, batch_size=batch_size,
+            model, data.sentences, site=site, pooling=pooling, batch_size=batch_size,
             progress=progress,
         )  # fmt: skip
-    features = features.numpy()
+    n, n_layers, width = features.shape
+    flat = features.numpy().reshape(n, -1)
+    y = data.responses.to_numpy(dtype=float)
+    splits = fold_splits(n, folds, seed, data.groups)
+    columns = [np.arange(layer * width, (layer + 1) * width) for layer in range(n_layers)]
+    fits = encode_sets(flat, columns, y, splits)
+    index = bootstrap_indices(n, n_boot, seed)
     rows = []
-    for layer in range(features.shape[1]):
-        score = encoding_score(features[:, layer], data, folds=folds, seed=seed, n_boot=n_boot)
+    for layer, fit in enumerate(fits):
+        score = _score(fit.predicted, fit.alphas, y, index, None)
         score.pop("r_per_response")
-        rows.append({"layer": layer, "n_units": features.shape[2], **score})
+        rows.append({"layer": layer, "n_units": width, **score})
     return pd.DataFrame(rows)
 
 
-def plot_brain_alignment(frame: pd.DataFrame) -> Any:
-    """Random controls (points and box), the selected units (red) and all units (line)."""
+def plot_brain_alignment(result: BrainAlignment | pd.DataFrame) -> Any:
+    """Random controls per family (points and box), the selected units (red) and all units
+    (line)."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    fig, ax = plt.subplots(figsize=(4.5, 4))
-    random = frame[frame["set"] == "random"]
+    frame = result.table if isinstance(result, BrainAlignment) else result
+    fig, ax = plt.subplots(figsize=(5, 4))
+    random = frame[frame["set"] == "random"].assign(control=lambda d: d["match"].astype(str))
     if len(random):
-        sns.boxplot(y=random["r"], color="0.85", width=0.4, ax=ax, showfliers=False)
-        sns.stripplot(y=random["r"], color="0.4", size=4, ax=ax, label="random")
+        sns.boxplot(data=random, x="control", y="r", color="0.85", width=0.4, ax=ax,
+                    showfliers=False)  # fmt: skip
+        sns.stripplot(data=random, x="control", y="r", color="0.4", size=4, ax=ax)
     selected = frame[frame["set"] == "selected"].iloc[0]
-    ax.errorbar(
-        [0], [selected["r"]],
-        yerr=[[selected["r"] - selected["r_low"]], [selected["r_high"] - selected["r"]]],
-        fmt="o", color="tab:red", markersize=9, capsize=4, label="selected",
-    )  # fmt: skip
+    ax.axhline(
+        selected["r"],
+        color="tab:red",
+        linewidth=1.5,
+        label=f"selected ({int(selected['n_units'])} units)",
+    )
+    ax.axhspan(selected["r_low"], selected["r_high"], color="tab:red", alpha=0.12)
     everything = frame[frame["set"] == "all"]
     if len(everything):
         ax.axhline(everything["r"].iloc[0], color="tab:blue", linestyle="--", label="all units")
     ax.set_ylabel("encoding r (cross-validated)")
-    ax.set_xticks([])
-    title = f"{frame.attrs.get('data', '')}: {int(selected['n_units'])} units"
-    if "p_value" in frame and not np.isnan(selected.get("p_value", np.nan)):
-        title += f", p = {selected['p_value']:.3g}"
-    ax.set_title(title)
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles, strict=False))
-    ax.legend(unique.values(), unique.keys(), loc="best", fontsize=8)
+    ax.set_xlabel("random controls" if len(random) else "")
+    data_name = str(frame["data"].iloc[0]) if "data" in frame else ""
+    ax.set_title(f"{data_name}: selected vs random units")
+    ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     plt.close(fig)
     return fig

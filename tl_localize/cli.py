@@ -1,8 +1,14 @@
-"""Command line: ``tl-localize localize ...``.
+"""Command line: ``tl-localize COMMAND ...``.
 
-Every command writes a results folder that says how it was made (``record.json``) and is
-written under a temporary name, then renamed, so an interrupted run never leaves a folder
-that looks complete. An existing folder is replaced only with ``--force``.
+Every command checks all of its arguments (files, folders, numbers, the output folder)
+before it loads a model, so a typo costs milliseconds. A mistake in the input ends in one
+line on stderr and exit status 2; an interrupted run (Ctrl-C) in exit status 130. Results
+folders are written under a temporary name and renamed when complete, so an interrupted run
+never leaves a folder that looks complete; ``--force`` replaces a folder only if it is a
+results folder of this toolkit (see :func:`tl_localize.results.check_output`).
+
+Exit statuses: 0 success; 1 an internal error (a bug: please report it, with the
+traceback); 2 a problem with the input, said in one line; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -12,199 +18,260 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Any, NoReturn
 
-from .contrast import BUILTINS, Contrast
-from .errors import LocalizeError
-from .localize import PRESETS, localize
-from .models import load_model
-from .sites import SITES
+from .errors import LocalizeError, check_int
 
-__all__ = ["main"]
+__all__ = ["EXIT_INPUT", "EXIT_INTERRUPTED", "build_parser", "main"]
 
-
-def _contrast(args: argparse.Namespace) -> Contrast:
-    spec = args.contrast
-    path = Path(spec)
-    if path.is_dir():
-        if any(path.glob("*_story.txt")):
-            return Contrast.from_tomloc(path)
-        return Contrast.from_evlab_csv(path)
-    if path.suffix == ".csv":
-        if not (args.positive and args.negative):
-            raise LocalizeError(
-                f"--contrast {spec} is a CSV: also give --positive and --negative (values of "
-                f"its --condition-column, default {args.condition_column!r})."
-            )
-        return Contrast.from_csv(
-            path,
-            text=args.text_column,
-            condition=args.condition_column,
-            positive=args.positive,
-            negative=args.negative,
-            pooling=args.pooling or "mean",
-        )
-    return Contrast.builtin(spec)
+EXIT_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one-line LocalizeErrors (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise LocalizeError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _command(args: argparse.Namespace) -> str:
+    return shlex.join(["tl-localize", *args.argv])
+
+
+def _split(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def _count(name: str, value: int | None, low: int) -> None:
+    if value is not None:
+        check_int(name, value, low)
+
+
+def _model(args: argparse.Namespace) -> Any:
+    from .models import load_model
+
+    return load_model(args.model, dtype=getattr(args, "dtype", None))
+
+
+def _load_units(folder: str) -> Any:
+    """The localization in ``folder``, checked before any model loads."""
+    from .localize import Localization
+
+    return Localization.load(folder)
+
+
+# -- localize ---------------------------------------------------------------------------
 def _cmd_localize(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise LocalizeError(f"{out} already exists; pass --force to replace it.")
-    contrast = _contrast(args)
-    start = time.perf_counter()
-    model = load_model(args.model)
-    load_s = time.perf_counter() - start
-    loc = localize(
-        model,
-        contrast,
-        site=args.site,
-        top=args.top,
+    from .contrast import Contrast
+    from .localize import _resolve_config, localize
+    from .results import check_output
+
+    check_output(args.out, force=args.force)
+    contrast = Contrast.from_spec(
+        args.contrast,
+        positive=args.positive,
+        negative=args.negative,
+        text=args.text_column,
+        condition=args.condition_column,
         pooling=args.pooling,
-        selection=args.selection,
-        preset=args.preset,
-        batch_size=args.batch_size,
-        truncate=args.truncate,
-        absolute=False if args.signed else None,
-        progress=not args.quiet,
     )
+    settings = {
+        "site": args.site,
+        "top": args.top,
+        "pooling": args.pooling,
+        "selection": args.selection,
+        "batch_size": args.batch_size,
+        "truncate": args.truncate,
+        "absolute": False if args.signed else None,
+        "holdout": args.holdout,
+        "seed": args.seed,
+        "n_permutations": args.n_permutations,
+    }
+    _resolve_config(args.preset, contrast.pooling, **settings)  # every setting checked here
+    start = time.perf_counter()
+    model = _model(args)
+    load_s = time.perf_counter() - start
+    loc = localize(model, contrast, preset=args.preset, progress=not args.quiet, **settings)
     loc.record["timings"]["load_model_s"] = load_s
-    loc.record["command"] = shlex.join(["tl-localize", *args.argv])
-    loc.save(out, force=args.force)
-    per_layer = loc.units.per_layer()
-    busiest = per_layer.sort_values("count", ascending=False).head(5)
+    loc.record["command"] = _command(args)
+    loc.save(args.out, force=args.force)
     print(f"{loc!r}")
+    print(loc.summary())
     print(
-        "layers with most units: "
-        + ", ".join(f"{r.layer} ({r.count})" for r in busiest.itertuples())
-    )
-    print(
-        f"wrote {out}/ (record.json, units.safetensors, stats.safetensors, units.csv, layers.png)"
+        f"wrote {args.out}/ (record.json, units.safetensors, stats.safetensors, units.csv, "
+        "conditions.csv, layers.png)"
     )
     return 0
 
 
+# -- ablate -----------------------------------------------------------------------------
+def _reference_texts(spec: str) -> list[str]:
+    """A built-in contrast's texts (all conditions) or a text file's lines."""
+    from .contrast import BUILTINS, Contrast
+    from .tasks import read_texts
+
+    if spec in BUILTINS:
+        reference = Contrast.builtin(spec)
+        return [t for texts in reference.conditions.values() for t in texts]
+    return read_texts(spec)
+
+
 def _cmd_ablate(args: argparse.Namespace) -> int:
-    import json
-
-    import matplotlib.pyplot as plt
-
     from .ablation import generation_sample, unit_means
-    from .compare import compare_ablation, plot_ablation
-    from .localize import Localization
-    from .results import atomic_folder, now, versions
+    from .compare import compare_ablation
+    from .contrast import BUILTINS
+    from .results import atomic_folder, check_output, now, versions, write_record
+    from .tasks import prepare_tasks
+    from .units import check_matches
 
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise LocalizeError(f"{out} already exists; pass --force to replace it.")
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    model = load_model(args.model)
-    loc = Localization.load(args.units, model)
+    check_output(args.out, force=args.force)
+    tasks = _split(args.tasks)
+    if not tasks:
+        raise LocalizeError("--tasks names no task; give at least one, e.g. --tasks builtin.")
+    options = {
+        "blimp": args.blimp,
+        "syntaxgym": args.syntaxgym,
+        "n_per_paradigm": args.n_per_paradigm,
+        "texts": args.perplexity,
+    }
+    prepared = prepare_tasks(tasks, **options)  # reads and checks every task file
+    matches = check_matches(_split(args.match)) if args.n_random else []
+    _count("--n-random", args.n_random, 0)
+    _count("--n-boot", args.n_boot, 100)
+    _count("--seed", args.seed, 0)
+    fractions = None
+    if args.fractions:
+        try:
+            fractions = [float(f) for f in _split(args.fractions)]
+        except ValueError:
+            raise LocalizeError(
+                f"--fractions {args.fractions!r}: give fractions such as 0.005,0.01."
+            ) from None
+        bad = [f for f in fractions if not 0 < f <= 1]
+        if bad:
+            raise LocalizeError(f"--fractions: {bad[0]} is not a fraction in (0, 1].")
+    loc = _load_units(args.units)
+    reference_spec = args.reference or args.means_from
+    if args.means_from:
+        from ._compat import warn_deprecated
+
+        warn_deprecated("--means-from", "--reference")
+    if args.method in ("mean", "resample"):
+        if reference_spec is None:  # the localizer's own stimuli when built in
+            name = loc.contrast
+            reference_spec = name if name in BUILTINS else "language"
+        reference = _reference_texts(reference_spec)
+    elif reference_spec is not None:
+        raise LocalizeError("--reference is for --method mean or resample, not zero.")
+    model = _model(args)
+    loc.units.check_model(model)
     means = None
     if args.method == "mean":
-        name = args.means_from
-        if name is None:  # the localizer's own stimuli when built in
-            name = loc.record["contrast"]["name"]
-            name = name if name in BUILTINS else "language"
-        reference = Contrast.builtin(name)
-        texts = [t for texts in reference.conditions.values() for t in texts]
-        means = unit_means(model, texts, loc.units.site, progress=not args.quiet)
-    fractions = [float(f) for f in args.fractions.split(",")] if args.fractions else None
+        means = unit_means(model, reference, site=loc.units.site, progress=not args.quiet)
     start = time.perf_counter()
-    frame, items = compare_ablation(
+    result = compare_ablation(
         model,
         loc,
-        tasks,
+        [p.task for p in prepared],
         n_random=args.n_random,
-        match=[m.strip() for m in args.match.split(",")],
+        match=matches or "uniform",
         method=args.method,
         means=means,
+        reference=reference if args.method == "resample" else None,
         fractions=fractions,
-        blimp=args.blimp,
-        syntaxgym=args.syntaxgym,
-        n_per_paradigm=args.n_per_paradigm,
+        options=options,
+        n_boot=args.n_boot,
+        seed=args.seed,
         progress=not args.quiet,
-        return_items=True,
     )
     seconds = time.perf_counter() - start
-    controls = {
-        "intact": None,
-        "selected": loc.units,
-        "random (magnitude, seed 0)": loc.units.random_like(0, "magnitude", loc.stats["magnitude"]),
-    }
-    sample = generation_sample(model, controls, method=args.method, means=means)
-    with atomic_folder(out, force=args.force) as tmp:
-        frame.to_csv(tmp / "ablation.csv", index=False)
-        items.to_csv(tmp / "items.csv", index=False)
-        sample.to_csv(tmp / "generation.csv", index=False)
-        fig = plot_ablation(frame)
-        fig.savefig(tmp / "ablation.png", dpi=120, bbox_inches="tight")
-        plt.close(fig)
+    controls: dict[str, Any] = {"intact": None, "selected": loc.units}
+    if "magnitude" in matches:
+        controls["random (magnitude, seed 0)"] = loc.units.random_like(
+            0, "magnitude", loc.stats["magnitude"]
+        )
+    sample = None
+    if args.method != "resample":
+        sample = generation_sample(model, controls, method=args.method, means=means)
+    with atomic_folder(args.out, force=args.force) as tmp:
+        result.save(tmp)
+        if sample is not None:
+            sample.to_csv(tmp / "generation.csv", index=False)
         record = {
             "created": now(),
-            "command": shlex.join(["tl-localize", *args.argv]),
+            "command": _command(args),
             "units": str(Path(args.units).resolve()),
             "localization": loc.record,
             "tasks": tasks,
             "n_random": args.n_random,
-            "match": args.match,
+            "match": matches,
             "method": args.method,
+            "reference": reference_spec,
             "fractions": fractions,
+            "n_boot": args.n_boot,
+            "seed": args.seed,
+            "summary": result.summary(),
             "versions": versions(),
             "timings": {"compare_s": seconds},
         }
-        (tmp / "record.json").write_text(json.dumps(record, indent=2, default=str))
-    summary = frame.groupby(["task", "set", "match"], dropna=False)["change_pct"].mean()
-    print(summary.round(1).to_string())
-    print(sample.to_string(index=False))
-    print(f"wrote {out}/ (ablation.csv, items.csv, generation.csv, ablation.png, record.json)")
+        write_record(tmp, record, "ablation")
+    print(result.summary())
+    if sample is not None:
+        print(sample.to_string(index=False))
+    print(f"wrote {args.out}/ (ablation.csv, verdicts.csv, items.csv, ablation.png, record.json)")
     return 0
 
 
+# -- brain ------------------------------------------------------------------------------
 def _cmd_brain(args: argparse.Namespace) -> int:
-    import json
+    from .brain import BrainData, brain_alignment, layer_alignment, plot_layer_alignment
+    from .results import atomic_folder, check_output, now, versions, write_record
+    from .units import check_matches
 
-    from .brain import (
-        BrainData,
-        brain_alignment,
-        layer_alignment,
-        plot_brain_alignment,
-        plot_layer_alignment,
-    )
-    from .localize import Localization
-    from .results import atomic_folder, now, versions
-
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise LocalizeError(f"{out} already exists; pass --force to replace it.")
+    check_output(args.out, force=args.force)
+    _count("--folds", args.folds, 2)
+    _count("--n-random", args.n_random, 0)
+    _count("--seed", args.seed, 0)
+    matches = check_matches(_split(args.match))
     data = BrainData.from_csv(
         args.data,
         sentence=args.sentence_column,
-        responses=[c.strip() for c in args.response_column.split(",")],
+        responses=_split(args.response_column),
         groups=args.group_column,
     )
-    model = load_model(args.model)
-    loc = Localization.load(args.units, model)
+    if len(data) < args.folds:
+        raise LocalizeError(
+            f"{args.data}: {len(data)} sentences cannot be split into {args.folds} folds; use "
+            f"--folds {len(data)} or fewer."
+        )
+    loc = _load_units(args.units)
+    model = _model(args)
+    loc.units.check_model(model)
     start = time.perf_counter()
-    frame = brain_alignment(
-        model, loc, data, n_random=args.n_random, match=args.match, folds=args.folds,
+    result = brain_alignment(
+        model, loc, data, n_random=args.n_random, match=matches, folds=args.folds,
         seed=args.seed, progress=not args.quiet,
     )  # fmt: skip
     layers = None
     if args.layers:
         layers = layer_alignment(
-            model, data, loc.units.site, pooling=loc.record["contrast"]["pooling"],
+            model, data, site=loc.units.site, pooling=loc.record["contrast"]["pooling"],
             folds=args.folds, seed=args.seed, progress=not args.quiet,
         )  # fmt: skip
     seconds = time.perf_counter() - start
-    with atomic_folder(out, force=args.force) as tmp:
-        frame.to_csv(tmp / "alignment.csv", index=False)
-        plot_brain_alignment(frame).savefig(tmp / "alignment.png", dpi=120, bbox_inches="tight")
+    with atomic_folder(args.out, force=args.force) as tmp:
+        result.save(tmp)
         if layers is not None:
+            import matplotlib.pyplot as plt
+
             layers.to_csv(tmp / "layers.csv", index=False)
-            plot_layer_alignment(layers).savefig(tmp / "layers.png", dpi=120, bbox_inches="tight")
+            fig = plot_layer_alignment(layers)
+            fig.savefig(tmp / "layers.png", dpi=120, bbox_inches="tight")
+            plt.close(fig)
         record = {
             "created": now(),
-            "command": shlex.join(["tl-localize", *args.argv]),
+            "command": _command(args),
             "units": str(Path(args.units).resolve()),
             "localization": loc.record,
             "data": {
@@ -214,63 +281,62 @@ def _cmd_brain(args: argparse.Namespace) -> int:
                 "groups": args.group_column,
             },
             "n_random": args.n_random,
-            "match": args.match,
+            "match": matches,
             "folds": args.folds,
             "seed": args.seed,
+            "summary": result.summary(),
             "versions": versions(),
             "timings": {"alignment_s": seconds},
         }
-        (tmp / "record.json").write_text(json.dumps(record, indent=2, default=str))
-    print(frame.groupby("set")["r"].agg(["mean", "min", "max"]).round(3).to_string())
-    selected = frame[frame["set"] == "selected"].iloc[0]
-    if "p_value" in frame:
-        print(f"selected r = {selected['r']:.3f}, p vs random = {selected['p_value']:.3g}")
-    print(f"wrote {out}/")
+        write_record(tmp, record, "brain alignment")
+    print(result.summary())
+    print(f"wrote {args.out}/ (alignment.csv, verdicts.csv, alignment.png, record.json)")
     return 0
 
 
-def _read_pairs(path: Path) -> object:
-    import pandas as pd
-
-    from .evaluate import read_jsonl
-
-    if not path.is_file():
-        raise LocalizeError(f"--pairs {path}: no such file (a .csv or .jsonl of minimal pairs).")
-    return read_jsonl(path) if path.suffix == ".jsonl" else pd.read_csv(path)
-
-
+# -- attribute --------------------------------------------------------------------------
 def _cmd_attribute(args: argparse.Namespace) -> int:
-    import json
-
     import matplotlib.pyplot as plt
 
     from .attribution import check_attribution, plot_check, unit_attribution
+    from .contrast import BUILTINS, Contrast
+    from .data.pairs import read_pairs
     from .join import join, join_summary, plot_join, plot_join_layers
-    from .localize import Localization
-    from .results import atomic_folder
+    from .results import atomic_folder, check_output, write_record
+    from .tasks import get_task
     from .views import head_attention_view, head_writes, top_stimuli_view
 
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise LocalizeError(f"{out} already exists; pass --force to replace it.")
-    task = _read_pairs(Path(args.pairs)) if args.pairs else args.task
-    model = load_model(args.model)
-    loc = Localization.load(args.units, model)
+    check_output(args.out, force=args.force)
+    _count("--n-items", args.n_items, 1)
+    _count("--check-items", args.check_items, 1)
+    if args.check not in (0, None) and args.check < 2:
+        raise LocalizeError(f"--check must be 0 (no check) or at least 2 units, got {args.check}.")
+    from .attribution import SCORES
+
+    if args.score not in SCORES:
+        raise LocalizeError(f"--score {args.score!r}: use one of {list(SCORES)}.")
+    if args.pairs:
+        task: Any = read_pairs(args.pairs)
+    else:
+        task = args.task
+        get_task(task).prepare(blimp=args.blimp).pairs()  # the task's files, checked now
+    loc = _load_units(args.units)
+    model = _model(args)
+    loc.units.check_model(model)
     site = loc.units.site
-    options = {"blimp": args.blimp} if args.blimp else {}
     att = unit_attribution(
-        model, site, task, n_items=args.n_items, unaligned=args.unaligned,
-        progress=not args.quiet, **options,
+        model, site, task, n_items=args.n_items, unaligned=args.unaligned, blimp=args.blimp,
+        progress=not args.quiet,
     )  # fmt: skip
     check = None
     if args.check:
         check = check_attribution(
             model, site, task, n_units=args.check, n_items=args.check_items,
-            unaligned=args.unaligned, progress=not args.quiet,
+            unaligned=args.unaligned, blimp=args.blimp, progress=not args.quiet,
         )  # fmt: skip
     frame = join(loc, att, check)
-    summary = join_summary(frame, args.score)
-    name = loc.record["contrast"]["name"]
+    summary = join_summary(frame, score=args.score)
+    name = loc.contrast
     contrast = Contrast.builtin(name) if name in BUILTINS else None
     heads = None
     if site == "resid_post" and contrast is not None:
@@ -288,18 +354,21 @@ def _cmd_attribute(args: argparse.Namespace) -> int:
     if check is not None:
         figures["check.png"] = plot_check(check)
     att.record.update(
-        command=shlex.join(["tl-localize", *args.argv]),
+        command=_command(args),
         units=str(Path(args.units).resolve()),
         localization=loc.record,
         score=args.score,
-        check=None if check is None else {**check.attrs, "n_units": len(check)},
-    )
-    with atomic_folder(out, force=args.force) as tmp:
+        check=None
+        if check is None
+        else {"kind": check.kind, "n_units": len(check), "n_pairs": check.n_pairs,
+              "pearson": check.pearson, "spearman": check.spearman},
+    )  # fmt: skip
+    with atomic_folder(args.out, force=args.force) as tmp:
         att.write(tmp)
         frame.to_csv(tmp / "join.csv", index=False)
         summary.to_csv(tmp / "summary.csv", index=False)
         if check is not None:
-            check.to_csv(tmp / "check.csv", index=False)
+            check.to_frame().to_csv(tmp / "check.csv", index=False)
         if heads is not None:
             heads.to_csv(tmp / "heads.csv", index=False)
         for filename, fig in figures.items():
@@ -313,7 +382,7 @@ def _cmd_attribute(args: argparse.Namespace) -> int:
             if heads is not None:
                 examples = [texts[0] for texts in contrast.conditions.values()]
                 head_attention_view(model, heads.head(4), examples).save(tmp / "heads.view.html")
-        (tmp / "record.json").write_text(json.dumps(att.record, indent=2, default=str))
+        write_record(tmp, att.record, "attribution")
     overall = summary.iloc[0]
     print(
         f"{att!r}\nselectivity vs {args.score}: Spearman rho {overall['spearman']:.3f} "
@@ -321,16 +390,14 @@ def _cmd_attribute(args: argparse.Namespace) -> int:
         f"{overall['overlap']} (chance {overall['expected']:.1f}, p {overall['p_overlap']:.2g})"
     )
     if check is not None:
-        print(
-            f"attribution vs real patching on {len(check)} units: "
-            f"r {check.attrs['pearson']:.2f}, rho {check.attrs['spearman']:.2f}"
-        )
+        print(check.summary())
     for reason in skipped:
         print(f"note: {reason}")
-    print(f"wrote {out}/")
+    print(f"wrote {args.out}/")
     return 0
 
 
+# -- report, check-model, tasks -----------------------------------------------------------
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
@@ -339,17 +406,108 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check_model(args: argparse.Namespace) -> int:
+    from .checks import check_model
+
+    model = _model(args)
+    frame = check_model(model, generation=not args.no_generation)
+    with_tolerance = frame.assign(ok=frame["passed"].map({True: "ok", False: "FAILED"}))
+    print(with_tolerance.to_string(index=False))
+    failed = frame[~frame["passed"]]
+    if len(failed):
+        print(f"{len(failed)} check(s) failed: {', '.join(failed['check'])}")
+        return 1
+    print(f"all {len(frame)} checks passed")
+    return 0
+
+
+def _cmd_study_run(args: argparse.Namespace) -> int:
+    from .study import run_study
+
+    result = run_study(
+        args.spec, args.out, executor=args.executor, address=args.address,
+        max_parallel=args.max_parallel, retry_failed=args.retry_failed, force=args.force,
+        progress=not args.quiet,
+    )  # fmt: skip
+    counts = result.run_counts
+    status = result.status()["status"].value_counts().to_dict()
+    print(
+        f"study {result.study.name!r}: ran {len(counts['ran'])} job(s), skipped "
+        f"{len(counts['skipped'])} finished or failed before, {len(counts['failed'])} failed; "
+        f"model loads {counts['loads']}; now {status}"
+    )
+    if len(counts["failed"]):
+        print(result.failures()[["model", "job", "error"]].to_string(index=False))
+    print(f"wrote {args.out}/ (results.csv, verdicts.csv, failures.csv, jobs/)")
+    return 0
+
+
+def _cmd_study_status(args: argparse.Namespace) -> int:
+    from .study import study_status
+
+    frame = study_status(args.out)
+    counts = frame["status"].value_counts().to_dict()
+    print(frame.drop(columns=["error"]).to_string(index=False))
+    failed = frame[frame["status"] == "failed"]
+    if len(failed):
+        print(failed[["model", "job", "error"]].to_string(index=False))
+    print(", ".join(f"{n} {s}" for s, n in counts.items()))
+    return 0
+
+
+def _cmd_study_report(args: argparse.Namespace) -> int:
+    from .report import build_study_report
+
+    page = build_study_report(args.out)
+    path = Path(args.page) if args.page else Path(args.out) / "report.html"
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(path)
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_tasks(args: argparse.Namespace) -> int:
+    from .tasks import TASKS
+
+    for name, task in sorted(TASKS.items()):
+        needs = f" (needs --{', --'.join(o.replace('_', '-') for o in task.required)})"
+        attrib = "; attribution task" if task.attributable else ""
+        print(f"{name}: {task.description}{needs if task.required else ''}{attrib}")
+    return 0
+
+
+# -- the parser -------------------------------------------------------------------------
+def _common(parser: argparse.ArgumentParser, *, model: bool = True) -> None:
+    if model:
+        parser.add_argument(
+            "--model",
+            default=None,
+            help="a .gguf file, HF folder or hub name (default: the embedded SmolLM2-135M)",
+        )
+        parser.add_argument(
+            "--dtype",
+            default=None,
+            choices=["auto", "float32", "bfloat16", "float16"],
+            help="parameter dtype (default auto: bfloat16 where the hardware is fast at it)",
+        )
+    parser.add_argument("--out", required=True, help="results folder to write (must be new)")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace --out if it is a results folder of tl_localize holding nothing else",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tl-localize", description="Functional localizers for language models."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+    from .localize import PRESETS
+    from .sites import SITES
+    from .tasks import TASKS, attributable
+
+    parser = _Parser(prog="tl-localize", description="Functional localizers for language models.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     loc = sub.add_parser("localize", help="find the units selective for a contrast")
-    loc.add_argument(
-        "--model",
-        default=None,
-        help="a .gguf file, HF folder or hub name (default: the embedded SmolLM2-135M-Instruct)",
-    )
     loc.add_argument(
         "--contrast",
         default="language",
@@ -360,73 +518,76 @@ def build_parser() -> argparse.ArgumentParser:
     loc.add_argument("--condition-column", default="condition")
     loc.add_argument("--positive", default=None, help="positive condition (CSV contrasts)")
     loc.add_argument("--negative", default=None, help="negative condition (CSV contrasts)")
-    loc.add_argument("--top", default="1%", help="fraction ('1%%', 0.01) or count (172)")
+    loc.add_argument(
+        "--top",
+        default="1%",
+        help="a fraction in (0, 1] ('1%%', 0.01; 1.0 is all units), a count (172), or "
+        "fdr:0.05 / perm:0.05",
+    )
     loc.add_argument("--site", default=None, choices=sorted(SITES))
     loc.add_argument("--pooling", default=None, choices=["last", "mean"])
     loc.add_argument("--selection", default=None, choices=["global", "per_layer"])
     loc.add_argument("--preset", default=None, choices=sorted(PRESETS))
     loc.add_argument("--batch-size", type=int, default=None)
     loc.add_argument("--truncate", type=int, default=None)
+    loc.add_argument("--holdout", type=float, default=None, help="held-out share, e.g. 0.5")
+    loc.add_argument("--seed", type=int, default=None)
+    loc.add_argument("--n-permutations", type=int, default=None)
     loc.add_argument(
         "--signed",
         action="store_true",
         help="t-test on signed activations instead of absolute ones",
     )
-    loc.add_argument("--out", required=True, help="results folder to write")
-    loc.add_argument("--force", action="store_true", help="replace an existing --out folder")
-    loc.add_argument("--quiet", action="store_true", help="no progress bars")
+    _common(loc)
     loc.set_defaults(func=_cmd_localize)
 
     abl = sub.add_parser("ablate", help="ablate localized units and random controls")
     abl.add_argument("--units", required=True, help="a folder written by 'localize'")
-    abl.add_argument("--model", default=None, help="the model the units were made for")
-    abl.add_argument("--tasks", default="builtin", help="comma list: builtin,blimp,syntaxgym")
+    abl.add_argument("--tasks", default="builtin", help=f"comma list of {sorted(TASKS)}")
     abl.add_argument("--blimp", default=None, help="folder of BLiMP .jsonl files")
     abl.add_argument("--syntaxgym", default=None, help="SyntaxGym suite file or folder")
+    abl.add_argument("--perplexity", default=None, help="text file for the perplexity task")
     abl.add_argument(
         "--n-per-paradigm",
         type=int,
         default=None,
-        help="first N pairs of each BLiMP / built-in paradigm",
+        help="first N items of each BLiMP / built-in paradigm (arithmetic: per level)",
     )
     abl.add_argument("--n-random", type=int, default=3)
     abl.add_argument("--match", default="uniform,magnitude", help="control kinds, comma list")
-    abl.add_argument("--method", default="zero", choices=["zero", "mean"])
+    abl.add_argument("--method", default="zero", choices=["zero", "mean", "resample"])
     abl.add_argument(
-        "--means-from",
+        "--reference",
         default=None,
-        help="built-in contrast whose texts give the means for --method mean (default: the "
-        "localization's contrast when built in, else language)",
+        help="for --method mean/resample: a built-in contrast or a text file of neutral texts "
+        "(default: the localization's contrast when built in, else language)",
     )
+    abl.add_argument("--means-from", default=None, help=argparse.SUPPRESS)
     abl.add_argument("--fractions", default=None, help="e.g. 0.00125,0.0025,0.005,0.01")
-    abl.add_argument("--out", required=True)
-    abl.add_argument("--force", action="store_true")
-    abl.add_argument("--quiet", action="store_true")
+    abl.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
+    abl.add_argument("--seed", type=int, default=0)
+    _common(abl)
     abl.set_defaults(func=_cmd_ablate)
 
     brain = sub.add_parser("brain", help="encoding of fMRI responses by the localized units")
     brain.add_argument("--units", required=True, help="a folder written by 'localize'")
     brain.add_argument("--data", required=True, help="CSV with sentences and responses")
-    brain.add_argument("--model", default=None)
     brain.add_argument("--sentence-column", default="Sentence")
     brain.add_argument("--response-column", default="EffectSize", help="one or a comma list")
     brain.add_argument("--group-column", default=None, help="keep each group in one fold")
-    brain.add_argument("--n-random", type=int, default=10)
-    brain.add_argument("--match", default="uniform", choices=["uniform", "layer", "magnitude"])
+    brain.add_argument("--n-random", type=int, default=3)
+    brain.add_argument("--match", default="uniform,magnitude", help="control kinds, comma list")
     brain.add_argument("--folds", type=int, default=10)
     brain.add_argument("--seed", type=int, default=0)
     brain.add_argument("--layers", action="store_true", help="also score each layer's units")
-    brain.add_argument("--out", required=True)
-    brain.add_argument("--force", action="store_true")
-    brain.add_argument("--quiet", action="store_true")
+    _common(brain)
     brain.set_defaults(func=_cmd_brain)
 
     att = sub.add_parser(
         "attribute", help="attribution patching per unit, joined with a localization"
     )
     att.add_argument("--units", required=True, help="a folder written by 'localize'")
-    att.add_argument("--model", default=None)
-    att.add_argument("--task", default="builtin", choices=["builtin", "blimp"])
+    att.add_argument("--task", default="builtin", choices=attributable())
     att.add_argument("--blimp", default=None, help="folder of BLiMP .jsonl files")
     att.add_argument("--pairs", default=None, help="a .csv or .jsonl of minimal pairs instead")
     att.add_argument("--n-items", type=int, default=None, help="a random sample of N pairs")
@@ -437,27 +598,62 @@ def build_parser() -> argparse.ArgumentParser:
     att.add_argument("--check-items", type=int, default=24)
     att.add_argument("--score", default="patch_abs", help="attribution score to compare")
     att.add_argument("--views", action="store_true", help="also write circuitsvis views")
-    att.add_argument("--out", required=True)
-    att.add_argument("--force", action="store_true")
-    att.add_argument("--quiet", action="store_true")
+    _common(att)
     att.set_defaults(func=_cmd_attribute)
 
     rep = sub.add_parser("report", help="one self-contained HTML page from a results folder")
     rep.add_argument("folder", help="a results folder, or a folder of them")
     rep.add_argument("--out", default=None, help="the page to write (default FOLDER/report.html)")
     rep.set_defaults(func=_cmd_report)
+
+    chk = sub.add_parser("check-model", help="check a model's wiring (logits, pooling, hooks)")
+    chk.add_argument("model", nargs="?", default=None, help="as --model elsewhere")
+    chk.add_argument("--dtype", default=None, choices=["auto", "float32", "bfloat16", "float16"])
+    chk.add_argument("--no-generation", action="store_true", help="skip the generation check")
+    chk.set_defaults(func=_cmd_check_model)
+
+    study = sub.add_parser("study", help="many models, networks and tasks in one run")
+    study_sub = study.add_subparsers(dest="study_command", required=True, parser_class=_Parser)
+    run = study_sub.add_parser("run", help="run (or resume) a study")
+    run.add_argument("spec", help="the study's TOML file")
+    run.add_argument("--out", required=True, help="the study's folder (resumed if it exists)")
+    run.add_argument("--executor", default="local", choices=["local", "ray"])
+    run.add_argument("--address", default=None, help="a Ray cluster: auto or ray://host:port")
+    run.add_argument("--max-parallel", type=int, default=None, help="models at once (Ray)")
+    run.add_argument("--retry-failed", action="store_true", help="rerun only failed jobs")
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="run in a folder holding another study; load models estimated not to fit",
+    )
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=_cmd_study_run)
+    status = study_sub.add_parser("status", help="every job: done, running, failed, pending")
+    status.add_argument("out", help="a study folder")
+    status.set_defaults(func=_cmd_study_status)
+    report = study_sub.add_parser("report", help="the study's page (headline table first)")
+    report.add_argument("out", help="a study folder")
+    report.add_argument("--page", default=None, help="the page to write (default OUT/report.html)")
+    report.set_defaults(func=_cmd_study_report)
+
+    tasks = sub.add_parser("tasks", help="list the registered tasks")
+    tasks.set_defaults(func=_cmd_tasks)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
-    args.argv = argv
     try:
-        return args.func(args)
+        args = build_parser().parse_args(argv)
+        args.argv = argv
+        return int(args.func(args))
     except LocalizeError as error:
-        print(f"tl-localize: error: {error}", file=sys.stderr)
-        return 2
+        message = " ".join(str(error).split())  # one line, whatever the message's layout
+        print(f"tl-localize: error: {message}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("tl-localize: interrupted; no results folder was written.", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

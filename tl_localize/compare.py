@@ -1,220 +1,494 @@
 """``compare_ablation``: what ablating the selected units breaks, against random controls.
 
 For each task the model is evaluated intact, with the selected units ablated, and with each
-random control of the same size ablated; the result is one tidy DataFrame with accuracy,
-the change relative to intact in percent, the number of high-magnitude units in each set,
-and a paired test over items of the selected set against each control (exact McNemar test
-on the items where the two disagree).
+random control of the same size ablated. The result, an :class:`AblationComparison`, holds:
+
+- ``table``: one row per (task, fraction, set, match, seed): the task's metric, its change
+  relative to intact in percent with a 95% paired bootstrap interval over items, the number
+  of high-magnitude units in the set, and paired tests over items (exact McNemar for
+  right/wrong items, a paired permutation test otherwise) against intact and, for controls,
+  against the selected set;
+- ``verdicts``: for the selected set against each control family (its seeds pooled per
+  item), the difference in change with its bootstrap interval, a one-sided paired
+  permutation p (does the selected set hurt more?) and a verdict, ``specific`` at p < 0.05
+  else ``not specific``;
+- ``items``: every item's result under every set.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from jaxtyping import Float
-from scipy import stats as sps
 from torch import Tensor
+from tqdm.auto import tqdm
 
-from . import evaluate
-from .ablation import ablation_hooks, high_magnitude_units
-from .errors import LocalizeError
-from .localize import Localization, select_top
-from .units import MATCHES, Units
+from ._compat import warn_deprecated
+from .ablation import METHODS, ResamplePool, ablation_hooks, high_magnitude_units, resample_pool
+from .errors import LocalizeError, check_int
+from .localize import Localization, parse_top, select_top
+from .protocol import Model
+from .stats import (
+    bootstrap_indices,
+    mcnemar_p,
+    paired_permutation_p,
+    percentile_interval,
+)
+from .tasks import PreparedTask, Task, prepare_tasks
+from .units import DEFAULT_MATCH, DEFAULT_N_RANDOM, Units, check_matches
 
-__all__ = ["TASKS", "compare_ablation", "mcnemar_p", "plot_ablation"]
+__all__ = [
+    "AblationComparison",
+    "compare_ablation",
+    "mcnemar_p",
+    "plot_ablation",
+    "verdicts",
+]
 
-TASKS = ("builtin", "blimp", "syntaxgym", "arithmetic", "false_belief")
-
-Task = Callable[..., pd.DataFrame]
-
-
-def _task(
-    name: str,
-    blimp: str | Path | None,
-    syntaxgym: str | Path | None,
-    n_per_paradigm: int | None,
-) -> Task:
-    if name == "builtin":
-        pairs = evaluate.builtin_pairs()
-        if n_per_paradigm is not None:
-            pairs = pairs.groupby("paradigm", sort=False).head(n_per_paradigm)
-        return lambda model, **kw: evaluate.minimal_pairs(model, pairs, **kw)
-    if name == "blimp":
-        if blimp is None:
-            raise LocalizeError("Task 'blimp' needs blimp='folder of BLiMP .jsonl files'.")
-        pairs = evaluate.load_blimp(blimp, n_per_paradigm=n_per_paradigm)
-        return lambda model, **kw: evaluate.minimal_pairs(model, pairs, **kw)
-    if name == "syntaxgym":
-        if syntaxgym is None:
-            raise LocalizeError("Task 'syntaxgym' needs syntaxgym='suite file or folder'.")
-        return lambda model, **kw: evaluate.syntaxgym(model, syntaxgym, **kw)
-    if name == "arithmetic":
-        n = n_per_paradigm or 50
-        return lambda model, **kw: evaluate.arithmetic(model, n_per_level=n, **kw)
-    if name == "false_belief":
-        return lambda model, **kw: evaluate.false_belief(model, **kw)
-    raise LocalizeError(
-        f"Unknown task {name!r}. Tasks: {list(TASKS)}, or a (name, function) pair where "
-        "function(model, hooks=..., progress=...) returns a DataFrame with a 'correct' column."
-    )
+ALPHA = 0.05
+MIN_BOOT = 100
+TABLE_COLUMNS = [
+    "model", "task", "metric", "method", "fraction", "set", "match", "seed", "n_units",
+    "n_high_magnitude", "value", "change_pct", "change_low", "change_high", "p_vs_intact",
+    "p_vs_selected",
+]  # fmt: skip
+VERDICT_COLUMNS = [
+    "model", "task", "metric", "method", "fraction", "match", "n_seeds", "selected_change_pct",
+    "control_change_pct", "difference_pct", "difference_low", "difference_high", "p_value",
+    "verdict",
+]  # fmt: skip
 
 
-def mcnemar_p(a: np.ndarray, b: np.ndarray) -> float:
-    """Exact McNemar test of paired booleans (two-sided binomial on discordant items)."""
-    only_a = int(np.sum(a & ~b))
-    only_b = int(np.sum(~a & b))
-    if only_a + only_b == 0:
+def paired_p(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided paired test over items: exact McNemar for right/wrong items, a paired
+    permutation test of the mean difference otherwise."""
+    if a.dtype == bool and b.dtype == bool:
+        return mcnemar_p(a, b)
+    diff = a.astype(float) - b.astype(float)
+    if not np.any(diff):
         return 1.0
-    return float(sps.binomtest(only_a, only_a + only_b, 0.5).pvalue)
+    return paired_permutation_p(diff, alternative="two-sided")
+
+
+@dataclass
+class AblationComparison:
+    """The result of :func:`compare_ablation` (see the module docstring).
+
+    Attributes:
+        table: one row per task, fraction, set (``intact``, ``selected``, ``random``),
+            match and seed.
+        verdicts: one row per task, fraction and control family.
+        items: one row per item and set.
+        settings: how it was made (method, n_random, n_boot, seed, tasks).
+    """
+
+    table: pd.DataFrame
+    verdicts: pd.DataFrame
+    items: pd.DataFrame
+    settings: dict[str, Any]
+
+    def to_frame(self) -> pd.DataFrame:
+        """The table (one row per set)."""
+        return self.table
+
+    def summary(self) -> str:
+        """The finding in words, one sentence per task and fraction."""
+        from .summaries import ablation_summary
+
+        return ablation_summary(self)
+
+    def plot(self) -> Any:
+        """The ablation figure (:func:`plot_ablation`)."""
+        return plot_ablation(self)
+
+    def _repr_html_(self) -> str:
+        from .cards import comparison_card
+
+        return comparison_card(self)
+
+    def __repr__(self) -> str:
+        tasks = list(dict.fromkeys(self.table["task"]))
+        return (
+            f"AblationComparison({self.settings.get('method')} ablation, tasks {tasks}, "
+            f"{len(self.table)} rows, {len(self.verdicts)} verdicts)"
+        )
+
+    def __iter__(self) -> Any:
+        """``frame, items = compare_ablation(..., return_items=True)`` of earlier releases."""
+        warn_deprecated("Unpacking compare_ablation's result", "result.table and result.items")
+        return iter((self.table, self.items))
+
+    def save(self, folder: Path) -> None:
+        """Write ``ablation.csv``, ``verdicts.csv``, ``items.csv`` and ``ablation.png`` into
+        an existing folder (the CLI writes it atomically with its record)."""
+        import matplotlib.pyplot as plt
+
+        self.table.to_csv(folder / "ablation.csv", index=False)
+        self.verdicts.to_csv(folder / "verdicts.csv", index=False)
+        self.items.to_csv(folder / "items.csv", index=False)
+        fig = self.plot()
+        fig.savefig(folder / "ablation.png", dpi=120, bbox_inches="tight")
+        plt.close(fig)
 
 
 def compare_ablation(
-    model: Any,
+    model: Model,
     units: Units | Localization,
-    tasks: Sequence[str | tuple[str, Task]] = ("builtin",),
+    tasks: Sequence[str | Task | tuple[str, Callable[..., pd.DataFrame]]] | str = ("builtin",),
     *,
-    n_random: int = 3,
-    match: str | Sequence[str] = ("uniform", "magnitude"),
+    n_random: int = DEFAULT_N_RANDOM,
+    match: str | Sequence[str] = DEFAULT_MATCH,
     method: str = "zero",
     means: Float[Tensor, "layer unit"] | None = None,
+    reference: Sequence[str] | ResamplePool | None = None,
     fractions: Sequence[float] | None = None,
     magnitude: Float[Tensor, "layer unit"] | None = None,
     blimp: str | Path | None = None,
     syntaxgym: str | Path | None = None,
     n_per_paradigm: int | None = None,
-    batch_size: int = 64,
+    options: Mapping[str, Any] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    batch_size: int | None = None,
     progress: bool = True,
-    return_items: bool = False,
-) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
+    return_items: bool | None = None,
+) -> AblationComparison:
     """Ablate the selected units and matched random controls; measure each task.
 
     Args:
-        units: a :class:`Units`, or a :class:`Localization` (needed for ``fractions`` and
-            gives the activation magnitudes for ``match="magnitude"``).
-        tasks: ``"builtin"`` (the toolkit's minimal pairs), ``"blimp"``, ``"syntaxgym"``,
-            ``"arithmetic"`` (held-out problems, ``n_per_paradigm`` per level, default 50),
-            ``"false_belief"`` (the held-out stories), or ``(name, function)`` pairs.
-        n_random: random controls per match.
+        units: a :class:`Units`, or a :class:`Localization` (needed for ``fractions``; gives
+            the activation magnitudes for ``match="magnitude"``).
+        tasks: names from the task registry (:data:`tl_localize.tasks.TASKS`: ``builtin``,
+            ``blimp``, ``syntaxgym``, ``perplexity``, ``arithmetic``, ``false_belief``),
+            :class:`~tl_localize.tasks.Task` objects, or ``(name, function)`` pairs.
+        n_random: random controls per match (default 3).
         match: control kinds: ``"uniform"`` (the reference), ``"layer"``, ``"magnitude"``;
             default both ``uniform`` and ``magnitude``.
-        method: ``"zero"`` (the reference) or ``"mean"`` (with ``means=``).
+        method: ``"zero"`` (the reference), ``"mean"`` (with ``means=``) or ``"resample"``
+            (with ``reference=``: texts to draw replacement activations from, or a
+            :class:`~tl_localize.ablation.ResamplePool` covering every set).
         fractions: e.g. ``[0.00125, 0.0025, 0.005, 0.01]``: re-select the top units of the
             localization at each fraction.
-        blimp, syntaxgym: data for those tasks; ``n_per_paradigm`` keeps the first N pairs
-            of each paradigm of BLiMP and of the built-in suite.
+        blimp: a folder of BLiMP ``.jsonl`` files (task ``blimp``).
+        syntaxgym: a SyntaxGym suite file or folder (task ``syntaxgym``).
+        n_per_paradigm: the first N items of each paradigm (BLiMP, the built-in suite) or
+            level (arithmetic).
+        options: any other task option, e.g. ``{"texts": "corpus.txt"}`` for perplexity.
+        n_boot: bootstrap resamples for the intervals (at least 100).
+        seed: the seed of the bootstrap and of the permutation tests.
+        batch_size: texts per pass (default: each task's).
 
     Returns:
-        One row per (task, fraction, set, match, seed): ``accuracy``, ``change_pct``
-        (relative to intact), ``n_units``, ``n_high_magnitude``, ``p_vs_selected``; with
-        ``return_items=True`` also the per-item results.
+        An :class:`AblationComparison`: ``.table``, ``.verdicts``, ``.items``,
+        ``.summary()``, ``.plot()``.
     """
     loc = units if isinstance(units, Localization) else None
     base = loc.units if loc is not None else units
     if not isinstance(base, Units):
         raise LocalizeError(f"units must be Units or a Localization, got {type(units).__name__}.")
     base.check_model(model)
-    matches = [match] if isinstance(match, str) else list(match)
-    for m in matches:
-        if m not in MATCHES:
-            raise LocalizeError(f"Unknown match {m!r}; use one of {MATCHES}.")
+    if len(base) == 0 and not fractions:
+        raise LocalizeError("The unit set is empty: there is nothing to ablate.")
+    matches = check_matches(match)
+    n_random = check_int("n_random", n_random, 0)
+    n_boot = check_int("n_boot", n_boot, MIN_BOOT)
+    seed = check_int("seed", seed, 0)
+    if batch_size is not None:
+        check_int("batch_size", batch_size, 1)
+    if method not in METHODS:
+        raise LocalizeError(f"Unknown ablation method {method!r}; use one of {METHODS}.")
+    if method == "mean" and means is None:
+        raise LocalizeError("method='mean' needs means=unit_means(model, texts, site=...).")
+    if method == "resample" and reference is None:
+        raise LocalizeError(
+            "method='resample' needs reference=: a list of neutral texts to draw replacement "
+            "activations from (or a ResamplePool)."
+        )
     if magnitude is None and loc is not None:
         magnitude = loc.stats["magnitude"]
-    if "magnitude" in matches and magnitude is None:
+    if "magnitude" in matches and magnitude is None and n_random:
         raise LocalizeError(
             "match='magnitude' needs activation magnitudes: pass the Localization instead of "
-            "its Units, or magnitude=."
+            "its Units, or magnitude=, or match='uniform'."
         )
+    if return_items is not None:
+        warn_deprecated("compare_ablation(return_items=...)", "the result's .items")
     if fractions:
         if loc is None:
             raise LocalizeError("fractions= re-selects units by t: pass the Localization.")
         sets = {
-            float(f): Units(
-                select_top(loc.stats["t"], f, loc.config.selection), base.site, base.model
+            float(parse_top(float(f))): base.with_mask(
+                select_top(loc.stats["t"], float(f), loc.config.selection)
             )
             for f in fractions
         }
     else:
-        sets = {len(base) / base.n_units: base}
-    if n_random < 0:
-        raise LocalizeError(f"n_random must be 0 or more, got {n_random}.")
+        nominal = loc.config.top if loc is not None else None
+        fraction = nominal if isinstance(nominal, float) else len(base) / base.n_units
+        sets = {float(fraction): base}
+    task_options = {
+        "blimp": blimp,
+        "syntaxgym": syntaxgym,
+        "n_per_paradigm": n_per_paradigm,
+        **(options or {}),
+    }
+    prepared = prepare_tasks(tasks, **task_options)  # every file read before any model run
 
-    named = [t if isinstance(t, tuple) else (t, None) for t in tasks]
-    rows, items = [], []
-    for task_name, fn in named:
-        run = fn or _task(task_name, blimp, syntaxgym, n_per_paradigm)
-
-        def evaluate_set(
-            label: str,
-            unit_set: Units | None,
-            run: Task = run,
-            task_name: str = task_name,
-            **meta: Any,
-        ) -> np.ndarray:
-            hooks = ablation_hooks(unit_set, method, means) if unit_set is not None else []
-            result = run(model, hooks=hooks, batch_size=batch_size, progress=progress)
-            if "correct" not in result.columns:
-                raise LocalizeError(f"Task {task_name!r} returned no 'correct' column.")
-            items.append(result.assign(task=task_name, set=label, **meta))
-            n_high = (
-                len(high_magnitude_units(unit_set, magnitude))
-                if unit_set is not None and magnitude is not None
-                else 0
+    plan: list[tuple[float, str, str | None, int | None, Units]] = []
+    for fraction, selected in sets.items():
+        plan.append((fraction, "selected", None, None, selected))
+        for m in matches:
+            for s in range(n_random):
+                plan.append((fraction, "random", m, s, selected.random_like(s, m, magnitude)))
+    pool = None
+    if method == "resample":
+        pool = (
+            reference
+            if isinstance(reference, ResamplePool)
+            else resample_pool(
+                model, list(reference or []), [p[4] for p in plan], progress=progress
             )
-            rows.append(
+        )
+    model_name = str(model.cfg.model_name)
+    rows: list[dict[str, Any]] = []
+    found: list[np.ndarray] = []  # per-item values of each row, in row order
+    items: list[pd.DataFrame] = []
+    bar = tqdm(
+        total=len(prepared) * (1 + len(plan)), desc="ablation", disable=not progress, leave=False
+    )
+    for task in prepared:
+        spec = task.task
+
+        def evaluate(
+            unit_set: Units | None, row: dict[str, Any], task: PreparedTask = task
+        ) -> None:
+            hooks = (
+                ablation_hooks(unit_set, method=method, means=means, pool=pool, seed=seed)
+                if unit_set is not None
+                else []
+            )
+            result = task.run(model, hooks=hooks, batch_size=batch_size, progress=False)
+            bar.update()
+            keys = {k: row[k] for k in ("task", "fraction", "set", "match", "seed")}
+            items.append(result.assign(**keys))
+            column = result[task.task.column]
+            found.append(column.to_numpy(dtype=bool if column.dtype == bool else float))
+            rows.append(row)
+
+        evaluate(None, _row(model_name, spec, method, 0.0, "intact", None, None, None))
+        for fraction, label, match_kind, seed_k, unit_set in plan:
+            n_high = len(high_magnitude_units(unit_set, magnitude)) if magnitude is not None else 0
+            row = _row(model_name, spec, method, fraction, label, match_kind, seed_k, unit_set)
+            evaluate(unit_set, {**row, "n_high_magnitude": n_high})
+    bar.close()
+    direction = {t.name: t.task.higher_is_better for t in prepared}
+    table, verdict_table = summarize_sets(rows, found, direction, n_boot=n_boot, seed=seed)
+    settings = {
+        "method": method,
+        "n_random": n_random,
+        "match": matches,
+        "n_boot": n_boot,
+        "seed": seed,
+        "tasks": [t.name for t in prepared],
+        "fractions": sorted(sets),
+    }
+    return AblationComparison(
+        table.reindex(columns=TABLE_COLUMNS),
+        verdict_table,
+        pd.concat(items, ignore_index=True),
+        settings,
+    )
+
+
+def _row(
+    model_name: str,
+    task: Task,
+    method: str,
+    fraction: float,
+    label: str,
+    match: str | None,
+    seed: int | None,
+    unit_set: Units | None,
+) -> dict[str, Any]:
+    return {
+        "model": model_name,
+        "task": task.name,
+        "metric": task.metric,
+        "method": method,
+        "fraction": fraction,
+        "set": label,
+        "match": match,
+        "seed": seed,
+        "n_units": len(unit_set) if unit_set is not None else 0,
+        "n_high_magnitude": 0,
+    }
+
+
+def _change(value: np.ndarray | float, intact: np.ndarray | float) -> np.ndarray:
+    """100 x (value / intact - 1), NaN where intact is 0."""
+    value, intact = np.asarray(value, dtype=float), np.asarray(intact, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(intact != 0, 100 * (value / intact - 1), np.nan)
+
+
+def _groups(table: pd.DataFrame, keys: Sequence[str]) -> list[str]:
+    """The grouping columns present in ``table`` (a study's table adds ``network``)."""
+    return [k for k in keys if k in table.columns]
+
+
+def _add_intervals(
+    table: pd.DataFrame, found: Sequence[np.ndarray], n_boot: int, seed: int
+) -> None:
+    """``change_pct`` and its paired bootstrap interval for every row: one index matrix per
+    model and task, shared by all its sets, so that intact and ablated runs are resampled
+    together. Each group's intact row is its row with ``set == "intact"``."""
+    change, low, high = (np.full(len(table), np.nan) for _ in range(3))
+    for _, rows in table.groupby(_groups(table, ["model", "task"]), sort=False):
+        positions = rows.index.to_numpy()
+        intact_rows = rows.index[rows["set"] == "intact"]
+        if len(intact_rows) != 1:
+            raise ValueError("each task needs exactly one intact row")
+        intact = found[int(intact_rows[0])].astype(float)
+        index = bootstrap_indices(len(intact), n_boot, seed)
+        boot_intact = intact[index].mean(1)
+        for i in positions:
+            values = found[int(i)].astype(float)
+            change[i] = float(_change(values.mean(), intact.mean()))
+            low[i], high[i] = percentile_interval(_change(values[index].mean(1), boot_intact))
+    table["change_pct"], table["change_low"], table["change_high"] = change, low, high
+
+
+def add_paired_tests(table: pd.DataFrame, found: Sequence[np.ndarray]) -> None:
+    """``p_vs_intact`` for every ablated row and ``p_vs_selected`` for every control: paired
+    tests over items (exact McNemar for right/wrong items)."""
+    p_intact, p_selected = np.full(len(table), np.nan), np.full(len(table), np.nan)
+    for _, rows in table.groupby(_groups(table, ["model", "task"]), sort=False):
+        intact = int(rows.index[rows["set"] == "intact"][0])
+        for i, row in rows.iterrows():
+            if row["set"] == "intact":
+                continue
+            p_intact[int(i)] = paired_p(found[int(i)], found[intact])
+        for _, part in rows[rows["set"] != "intact"].groupby(
+            _groups(table, ["network", "fraction"]), sort=False
+        ):
+            chosen = part.index[part["set"] == "selected"]
+            for i in part.index[part["set"] == "random"]:
+                p_selected[int(i)] = paired_p(found[int(chosen[0])], found[int(i)])
+    table["p_vs_intact"], table["p_vs_selected"] = p_intact, p_selected
+
+
+def summarize_sets(
+    rows: Sequence[Mapping[str, Any]],
+    found: Sequence[np.ndarray],
+    higher_is_better: Mapping[str, bool],
+    *,
+    n_boot: int,
+    seed: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The table and the verdicts from one row per evaluated set (``model``, ``task``,
+    ``metric``, ``method``, ``fraction``, ``set``, ``match``, ``seed``, and for a study
+    ``network``) and each row's per-item values (``found``, same order)."""
+    table = pd.DataFrame(list(rows))
+    table["value"] = [float(np.mean(v)) for v in found]
+    _add_intervals(table, found, n_boot, seed)
+    add_paired_tests(table, found)
+    return table, verdicts(table, found, higher_is_better, n_boot=n_boot, seed=seed)
+
+
+def verdicts(
+    table: pd.DataFrame,
+    found: Sequence[np.ndarray],
+    higher_is_better: Mapping[str, bool],
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    alpha: float = ALPHA,
+) -> pd.DataFrame:
+    """The selected set against each control family, its seeds pooled per item.
+
+    ``found[i]`` holds the per-item values of ``table``'s row ``i``. For each item the
+    control family's value is the mean over its seeds; the difference between the selected
+    set's change and the family's (in percent of intact) gets a paired bootstrap interval
+    over items and a one-sided paired permutation p in the harmful direction (lower for a
+    metric where higher is better); ``verdict`` is ``specific`` when the selected set hurts
+    more at p < ``alpha``, else ``not specific``.
+    """
+    out = []
+    for _, rows in table[table["set"] != "intact"].groupby(
+        _groups(table, ["model", "network", "task", "fraction"]), sort=False
+    ):
+        same = table[(table["set"] == "intact") & (table["task"] == rows["task"].iloc[0])]
+        if "model" in table.columns:
+            same = same[same["model"] == rows["model"].iloc[0]]
+        intact = found[int(same.index[0])].astype(float)
+        index = bootstrap_indices(len(intact), n_boot, seed)
+        boot_intact = intact[index].mean(1)
+        chosen = rows[rows["set"] == "selected"].iloc[0]
+        selected = found[int(chosen.name)].astype(float)
+        for match, group in rows[rows["set"] == "random"].groupby("match", sort=False):
+            family = np.mean([found[int(i)].astype(float) for i in group.index], axis=0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                boot = 100 * (selected[index].mean(1) - family[index].mean(1)) / boot_intact
+            low, high = percentile_interval(boot)
+            base = intact.mean()
+            difference = 100 * (selected.mean() - family.mean()) / base if base else math.nan
+            diffs = selected - family
+            task = str(chosen["task"])
+            harmful = "less" if higher_is_better.get(task, True) else "greater"
+            p = paired_permutation_p(diffs, alternative=harmful, seed=seed) if diffs.any() else 1.0
+            row = {k: chosen[k] for k in ("model", "network") if k in table.columns}
+            out.append(
                 {
-                    "task": task_name,
-                    "set": label,
-                    "n_units": len(unit_set) if unit_set is not None else 0,
-                    "n_high_magnitude": n_high,
-                    "accuracy": float(result["correct"].mean()),
-                    **meta,
+                    **row,
+                    "task": task,
+                    "metric": chosen["metric"],
+                    "method": chosen["method"],
+                    "fraction": chosen["fraction"],
+                    "match": match,
+                    "n_seeds": len(group),
+                    "selected_change_pct": chosen["change_pct"],
+                    "control_change_pct": float(group["change_pct"].mean()),
+                    "difference_pct": difference,
+                    "difference_low": low,
+                    "difference_high": high,
+                    "p_value": p,
+                    "verdict": "specific" if p < alpha else "not specific",
                 }
             )
-            return result["correct"].to_numpy(dtype=bool)
-
-        intact = evaluate_set("intact", None, fraction=0.0, match=None, seed=None)
-        for fraction, selected_units in sets.items():
-            selected = evaluate_set(
-                "selected", selected_units, fraction=fraction, match=None, seed=None
-            )
-            rows[-1]["p_vs_intact"] = mcnemar_p(selected, intact)
-            for m in matches:
-                for seed in range(n_random):
-                    control = selected_units.random_like(seed, m, magnitude)
-                    correct = evaluate_set("random", control, fraction=fraction, match=m, seed=seed)
-                    rows[-1]["p_vs_selected"] = mcnemar_p(selected, correct)
-    frame = pd.DataFrame(rows)
-    intact_acc = frame[frame["set"] == "intact"].set_index("task")["accuracy"]
-    frame["change_pct"] = 100 * (frame["accuracy"] / frame["task"].map(intact_acc) - 1)
-    columns = [
-        "task", "fraction", "set", "match", "seed", "n_units", "n_high_magnitude",
-        "accuracy", "change_pct", "p_vs_intact", "p_vs_selected",
-    ]  # fmt: skip
-    frame = frame.reindex(columns=columns)
-    if return_items:
-        return frame, pd.concat(items, ignore_index=True)
-    return frame
+    columns = list(VERDICT_COLUMNS)
+    if "network" in table.columns:
+        columns.insert(1, "network")
+    return pd.DataFrame(out, columns=columns)
 
 
-def plot_ablation(frame: pd.DataFrame) -> Any:
-    """The ablation figure: change in accuracy (%) by fraction of units, selected vs random
-    controls (mean and SD over seeds), one panel per task."""
+def _percent(fraction: float) -> str:
+    return f"{100 * fraction:.3g}%"
+
+
+def plot_ablation(result: AblationComparison | pd.DataFrame) -> Any:
+    """The ablation figure: change in the task's metric (%) by the share of the site's units
+    ablated, selected vs random controls (mean and SD over seeds), one panel per task."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
+    frame = result.table if isinstance(result, AblationComparison) else result
     data = frame[frame["set"] != "intact"].copy()
     data["units"] = np.where(
         data["set"] == "selected", "selected", "random (" + data["match"].astype(str) + ")"
     )
-    data["fraction (%)"] = (100 * data["fraction"]).map(lambda f: f"{f:.3g}")
+    order = [_percent(f) for f in sorted(data["fraction"].unique())]
+    data["units ablated"] = data["fraction"].map(_percent)
     grid = sns.catplot(
         data=data,
         kind="bar",
-        x="fraction (%)",
+        x="units ablated",
+        order=order,
         y="change_pct",
         hue="units",
         col="task",
@@ -223,7 +497,7 @@ def plot_ablation(frame: pd.DataFrame) -> Any:
         aspect=1.1,
         sharey=False,
     )
-    grid.set_axis_labels("units ablated (% of site)", "change vs intact (%)")
+    grid.set_axis_labels("units ablated (% of the site)", "change vs intact (%)")
     for ax in grid.axes.flat:
         ax.axhline(0, color="0.3", linewidth=0.8)
     fig = grid.figure

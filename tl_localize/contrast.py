@@ -9,16 +9,20 @@ format and any table with a text column and a condition column.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from .data.arithmetic import format_problem, localizer_problems
+from .data.io import read_csv
+from .data.language import language_texts
+from .data.stories import builtin_stories, load_tomloc, story_text
 from .errors import LocalizeError
 
 __all__ = ["POOLINGS", "Contrast"]
@@ -26,18 +30,10 @@ __all__ = ["POOLINGS", "Contrast"]
 POOLINGS = ("last", "mean")
 
 
-def _stimulus_lines(*parts: str) -> list[str]:
-    text = resources.files("tl_localize.stimuli").joinpath(*parts).read_text(encoding="utf-8")
-    return [line.strip() for line in text.splitlines() if line.strip()]
-
-
 def _builtin_language() -> Contrast:
     return Contrast(
         name="language",
-        conditions={
-            "sentences": _stimulus_lines("language", "sentences.txt"),
-            "nonwords": _stimulus_lines("language", "nonwords.txt"),
-        },
+        conditions={c: language_texts(c) for c in ("sentences", "nonwords")},
         positive_condition="sentences",
         negative_condition="nonwords",
         pooling="last",
@@ -52,10 +48,7 @@ def _builtin_language4() -> Contrast:
     return Contrast(
         name="language4",
         conditions={
-            "sentences": _stimulus_lines("language", "sentences.txt"),
-            "word_lists": _stimulus_lines("language4", "word_lists.txt"),
-            "jabberwocky": _stimulus_lines("language4", "jabberwocky.txt"),
-            "nonwords": _stimulus_lines("language", "nonwords.txt"),
+            c: language_texts(c) for c in ("sentences", "word_lists", "jabberwocky", "nonwords")
         },
         positive_condition="sentences",
         negative_condition="nonwords",
@@ -69,15 +62,10 @@ def _builtin_language4() -> Contrast:
 
 
 def _builtin_md(n: int = 100, seed: int = 0) -> Contrast:
-    from .evaluate.arithmetic import LEVELS, format_problem, make_problems
-
-    conditions = {
-        level: [format_problem(a, op, b) for a, op, b in make_problems(n, LEVELS[level], seed=seed)]
-        for level in ("hard", "easy")
-    }
+    problems = localizer_problems(n, seed)
     return Contrast(
         name="md",
-        conditions=conditions,
+        conditions={level: [format_problem(*p) for p in problems[level]] for level in problems},
         positive_condition="hard",
         negative_condition="easy",
         pooling="mean",
@@ -88,17 +76,17 @@ def _builtin_md(n: int = 100, seed: int = 0) -> Contrast:
     )
 
 
-def _builtin_tom(split: str = "localizer") -> Contrast:
-    from .evaluate.false_belief import builtin_stories, story_text
-
-    stories = builtin_stories(split)
-    conditions = {
+def _story_conditions(stories: pd.DataFrame) -> dict[str, list[str]]:
+    return {
         cond: [story_text(r.story, r.statement) for r in group.itertuples()]
         for cond, group in stories.groupby("condition", sort=True)
     }
+
+
+def _builtin_tom(split: str = "localizer") -> Contrast:
     return Contrast(
         name="tom",
-        conditions=conditions,
+        conditions=_story_conditions(builtin_stories(split)),
         positive_condition="false_belief",
         negative_condition="false_photo",
         pooling="mean",
@@ -231,6 +219,11 @@ class Contrast:
         ]
         return pd.DataFrame(rows)
 
+    def _repr_html_(self) -> str:
+        from .cards import contrast_card
+
+        return contrast_card(self)
+
     def __repr__(self) -> str:
         sizes = ", ".join(f"{c}={n}" for c, n in self.sizes().items())
         return (
@@ -254,23 +247,68 @@ class Contrast:
                 f"No built-in contrast {name!r}. Built-ins: {sorted(BUILTINS)}. For your own "
                 "stimuli use Contrast.from_frame / from_csv / from_evlab_csv / from_tomloc."
             )
-        return BUILTINS[name](**options)
+        factory = BUILTINS[name]
+        try:
+            inspect.signature(factory).bind(**options)
+        except TypeError:
+            allowed = list(inspect.signature(factory).parameters)
+            raise LocalizeError(
+                f"The built-in contrast {name!r} takes the options {allowed or 'none'}; got "
+                f"{sorted(options)}."
+            ) from None
+        return factory(**options)
+
+    @classmethod
+    def from_spec(
+        cls,
+        spec: str | Path,
+        *,
+        positive: str | None = None,
+        negative: str | None = None,
+        text: str = "text",
+        condition: str = "condition",
+        pooling: str | None = None,
+    ) -> Contrast:
+        """A contrast named the way the command line and study files name one: a built-in
+        name, a CSV file (with ``positive`` and ``negative`` values of its ``condition``
+        column), a folder of EvLab localizer lists, or a Saxe-lab tomloc folder."""
+        path = Path(spec)
+        if path.is_dir():
+            if any(path.glob("*_story.txt")):
+                return cls.from_tomloc(path)
+            return cls.from_evlab_csv(path)
+        if path.suffix.lower() == ".csv":
+            if not (positive and negative):
+                raise LocalizeError(
+                    f"The contrast {spec} is a CSV file: also name its positive and negative "
+                    f"conditions (values of its {condition!r} column; --positive/--negative on "
+                    "the command line)."
+                )
+            return cls.from_csv(
+                path,
+                text=text,
+                condition=condition,
+                positive=positive,
+                negative=negative,
+                pooling=pooling or "mean",
+            )
+        if str(spec) in BUILTINS:
+            return cls.builtin(str(spec))
+        if path.suffix or "/" in str(spec) or path.exists():
+            raise LocalizeError(
+                f"No contrast at {spec}: expected a built-in name {sorted(BUILTINS)}, a CSV file, "
+                "a folder of EvLab lists, or a tomloc folder."
+            )
+        return cls.builtin(str(spec))
 
     @classmethod
     def from_tomloc(cls, folder: str | Path, *, name: str = "tom") -> Contrast:
         """The Saxe-lab theory-of-mind localizer folder (``{i}b_story.txt``,
         ``{i}b_question.txt``, ``{i}p_story.txt``, ``{i}p_question.txt``): false-belief vs
         false-photograph stories, each followed by its statement; mean pooling."""
-        from .evaluate.false_belief import load_tomloc, story_text
-
-        stories = load_tomloc(folder)
-        conditions = {
-            cond: [story_text(r.story, r.statement) for r in group.itertuples()]
-            for cond, group in stories.groupby("condition", sort=True)
-        }
         return cls(
             name,
-            conditions,
+            _story_conditions(load_tomloc(folder)),
             "false_belief",
             "false_photo",
             pooling="mean",
@@ -317,10 +355,9 @@ class Contrast:
     def from_csv(cls, path: str | Path, **kwargs: Any) -> Contrast:
         """:meth:`from_frame` on a CSV file (same keywords)."""
         path = Path(path)
-        if not path.is_file():
-            raise LocalizeError(f"No CSV file at {path}.")
         kwargs.setdefault("name", path.stem)
-        return cls.from_frame(pd.read_csv(path, keep_default_na=False), **kwargs)
+        frame = read_csv(path, "CSV file of stimuli", keep_default_na=False)
+        return cls.from_frame(frame, **kwargs)
 
     @classmethod
     def from_evlab_csv(cls, folder: str | Path, *, name: str = "language") -> Contrast:
@@ -339,7 +376,7 @@ class Contrast:
         conditions: dict[str, list[str]] = {"sentences": [], "nonwords": []}
         labels = {"S": "sentences", "N": "nonwords"}
         for file in files:
-            df = pd.read_csv(file, dtype=str, keep_default_na=False)
+            df = read_csv(file, "EvLab localizer list", dtype=str, keep_default_na=False)
             df.columns = [c.strip() for c in df.columns]
             missing = [c for c in columns if c not in df.columns]
             if missing:

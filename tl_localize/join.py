@@ -17,7 +17,9 @@ import pandas as pd
 import torch
 from scipy import stats as sps
 
-from .attribution import SCORES, Attribution
+from ._compat import deprecated_positional
+from .attribution import SCORES, Attribution, AttributionCheck
+from .compare import AblationComparison
 from .errors import LocalizeError
 from .localize import Localization
 from .stats import overlap_test
@@ -35,45 +37,49 @@ __all__ = [
 def join(
     localization: Localization,
     attribution: Attribution,
-    ablation: pd.DataFrame | None = None,
+    ablation: AblationComparison | AttributionCheck | pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per unit: selectivity (``t``, ``q``, ``d``, ``magnitude``, ``selected``), the
     attribution scores, and ablation effects where measured.
 
     Args:
-        ablation: either :func:`compare_ablation`'s frame (group ablation: each selected unit
-            gets ``group_change_pct_<task>``, the change in accuracy when the whole selected
-            set is ablated), or :func:`check_attribution`'s frame (single units: the sampled
-            units get ``single_<kind>``, the measured change in the pair score).
+        ablation: either :func:`compare_ablation`'s result (group ablation: each selected
+            unit gets ``group_change_pct_<task>``, the change in the task's metric when the
+            whole selected set is ablated), or :func:`check_attribution`'s (single units: the
+            sampled units get ``single_<kind>``, the measured change in the pair score).
     """
     units = localization.units
-    if (units.site, units.model) != (attribution.site, attribution.model) or tuple(
+    if (units.site, units.model_name) != (attribution.site, attribution.model_name) or tuple(
         units.mask.shape
     ) != tuple(attribution.scores["patch_mean"].shape):
         raise LocalizeError(
-            f"The localization ({units.model!r}, site {units.site!r}) and the attribution "
-            f"({attribution.model!r}, site {attribution.site!r}) do not describe the same "
+            f"The localization ({units.model_name!r}, site {units.site!r}) and the attribution "
+            f"({attribution.model_name!r}, site {attribution.site!r}) do not describe the same "
             "units; compute the attribution at the localization's site and model."
         )
     keep = ["layer", "unit", "t", "q", "d", "magnitude", "magnitude_pct", "selected"]
-    frame = localization.to_frame()[keep].merge(attribution.to_frame(), on=["layer", "unit"])
+    scores = attribution.to_frame().drop(columns=["model", "task", "site"])
+    frame = localization.to_frame()[keep].merge(scores, on=["layer", "unit"])
     if ablation is None:
         return frame
-    if {"set", "change_pct", "task"} <= set(ablation.columns):
+    if isinstance(ablation, AblationComparison):
+        ablation = ablation.table
+    if isinstance(ablation, AttributionCheck):
+        column = f"single_{ablation.kind}"
+        single = ablation.frame[["layer", "unit", "actual"]].rename(columns={"actual": column})
+        return frame.merge(single, on=["layer", "unit"], how="left")
+    if isinstance(ablation, pd.DataFrame) and {"set", "change_pct", "task"} <= set(
+        ablation.columns
+    ):
         selected = ablation[ablation["set"] == "selected"]
         for task, rows in selected.groupby("task", sort=False):
             column = f"group_change_pct_{task}"
             frame[column] = np.where(frame["selected"], rows["change_pct"].iloc[0], np.nan)
-    elif {"layer", "unit", "actual"} <= set(ablation.columns):
-        kind = ablation.attrs.get("kind", "patch")
-        single = ablation[["layer", "unit", "actual"]].rename(columns={"actual": f"single_{kind}"})
-        frame = frame.merge(single, on=["layer", "unit"], how="left")
-    else:
-        raise LocalizeError(
-            "ablation= takes compare_ablation's frame (columns task, set, change_pct) or "
-            f"check_attribution's (layer, unit, actual); got columns {list(ablation.columns)}."
-        )
-    return frame
+        return frame
+    raise LocalizeError(
+        "ablation= takes compare_ablation's result (or its table: columns task, set, "
+        f"change_pct) or check_attribution's result; got {type(ablation).__name__}."
+    )
 
 
 def _score_values(frame: pd.DataFrame, score: str) -> pd.Series:
@@ -89,12 +95,14 @@ def _top_mask(values: pd.Series, k: int) -> np.ndarray:
     return mask
 
 
-def join_summary(frame: pd.DataFrame, score: str = "patch_abs") -> pd.DataFrame:
+@deprecated_positional("score")
+def join_summary(frame: pd.DataFrame, *, score: str = "patch_abs") -> pd.DataFrame:
     """Selectivity against attribution, over all layers (``scope="all"``) and per layer.
 
     The top-attribution set has as many units as the selected set, chosen over all layers
     by ``score`` (absolute value for the ``_mean`` scores; NaN scores are never chosen).
-    Returns one row per scope: ``n_units``, ``spearman`` (t vs score) and its ``p_spearman``,
+    Returns one row per scope (and the ``score`` compared): ``n_units``, ``spearman`` (t vs
+    score) and its ``p_spearman``,
     ``spearman_magnitude`` (activation magnitude vs score: how much of any agreement the
     magnitude confound could explain), ``n_selected``, ``n_top_attribution``, ``overlap``,
     ``overlap_indices`` (distinct unit indices among them), ``expected`` (by chance),
@@ -135,16 +143,14 @@ def join_summary(frame: pd.DataFrame, score: str = "patch_abs") -> pd.DataFrame:
 
     rows = [row("all", data)]
     rows += [row(int(layer), part) for layer, part in data.groupby("layer")]
-    out = pd.DataFrame(rows)
-    out.attrs["score"] = score
-    return out
+    return pd.DataFrame(rows).assign(score=score)
 
 
 def top_attribution_units(frame: pd.DataFrame, units: Units, score: str = "patch_abs") -> Units:
     """The top-attribution set of :func:`join_summary` as :class:`Units` (for
     :func:`overlap` or :func:`ablated`)."""
     mask = _top_mask(_score_values(frame, score), len(units))
-    return Units(torch.from_numpy(mask.reshape(units.mask.shape)), units.site, units.model)
+    return units.with_mask(torch.from_numpy(mask.reshape(units.mask.shape)))
 
 
 def plot_join(frame: pd.DataFrame, score: str = "patch_abs") -> Any:

@@ -3,44 +3,64 @@
 For each unit at a site, pooled activations are streamed into running moments per condition;
 Welch's t (positive vs negative condition, on absolute activations by default, as in the
 reference), its p-value, Benjamini-Hochberg q and Cohen's d are computed from the moments,
-and the top units by t are selected, over all layers together (``global``) or per layer.
+and units are selected: the top fraction or count by t, over all layers together
+(``global``) or per layer, or every unit that passes a significance threshold
+(``top="fdr:0.05"``: Benjamini-Hochberg over the site; ``top="perm:0.05"``: a family-wise
+max-t threshold from condition-label permutations). With ``holdout=`` the units are selected
+on one part of the stimuli and their selectivity is measured again on the rest.
 """
 
 from __future__ import annotations
 
-import json
+import math
+import random
 import time
 import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from jaxtyping import Bool, Float
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from .activations import accumulate_moments
+from .activations import accumulate_moments, stacked_activations
 from .contrast import POOLINGS, Contrast
-from .errors import LocalizeError
+from .errors import LocalizeError, check_int
 from .models import model_signature
-from .results import atomic_folder, now, versions
+from .protocol import Model
+from .results import atomic_folder, now, read_record, versions, write_record
 from .sites import get_site
-from .stats import benjamini_hochberg, cohens_d, welch_t
+from .stats import Moments, benjamini_hochberg, cohens_d, permutation_max_t, welch_t
 from .units import Units, unit_table
 
-__all__ = ["PRESETS", "Localization", "LocalizeConfig", "localize", "resolve_top", "select_top"]
+__all__ = [
+    "PRESETS",
+    "Localization",
+    "LocalizeConfig",
+    "localize",
+    "parse_top",
+    "resolve_top",
+    "select_top",
+]
 
 SELECTIONS = ("global", "per_layer")
+SIGNIFICANCE = ("fdr", "perm")
+MIN_PERMUTATIONS = 20
+ROLE_STATS = ("mean_positive", "mean_negative", "abs_mean_positive", "abs_mean_negative")
 
 # Each preset fixes these settings, and those under "by_pooling" according to the
-# contrast's own pooling; see docs/method.md for what each reproduces.
+# contrast's own pooling; see docs/method.md for what each reproduces. The reference runs
+# one stimulus per pass: batch_size=1 reproduces it exactly; batched (the default) selects
+# the same units with t equal to float32 precision (docs/method.md).
 PRESETS: dict[str, dict[str, Any]] = {
     "alkhamissi2025": {
         "site": "resid_post",
         "prepend_bos": None,
-        "batch_size": 1,
         "absolute": True,
         "selection": "global",
         "by_pooling": {
@@ -51,65 +71,73 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-@dataclass
-class LocalizeConfig:
-    """How a localization was made.
+def parse_top(top: float | int | str) -> float | int | str:
+    """Read ``top``, with one meaning everywhere (API, strings, command line).
 
-    Attributes:
-        site: unit site (``resid_post``: block outputs).
-        top: fraction of all units (float in (0, 1]) or a count (int); per layer when
-            ``selection="per_layer"``.
-        pooling: ``last`` or ``mean``; ``None`` means the contrast's own.
-        absolute: t-test on absolute activations (the reference) instead of signed ones.
-        selection: ``global`` (top-k over all layers together) or ``per_layer``.
-        truncate: keep only the first N tokens of each text (the reference: 12).
-        prepend_bos: ``None`` tokenizes as the model's tokenizer does by default.
-        batch_size: texts per forward pass (the reference: 1).
-        preset: name of the preset these settings came from, if any.
+    - a float in (0, 1] is a fraction of the units: ``0.01``, ``"0.01"``, ``"1%"``, and
+      ``1.0`` / ``"1.0"`` / ``"100%"`` (all units);
+    - an integer is a count: ``172``, ``"172"``;
+    - ``"fdr:0.05"`` selects every unit with t > 0 and Benjamini-Hochberg q < 0.05 over the
+      site, ``"perm:0.05"`` every unit above the family-wise max-t threshold at 0.05.
+
+    >>> parse_top("1%"), parse_top("1.0"), parse_top("172"), parse_top("fdr:0.05")
+    (0.01, 1.0, 172, 'fdr:0.05')
     """
-
-    site: str = "resid_post"
-    top: float | int = 0.01
-    pooling: str | None = None
-    absolute: bool = True
-    selection: str = "global"
-    truncate: int | None = None
-    prepend_bos: bool | None = None
-    batch_size: int = 32
-    preset: str | None = None
-
-    def __post_init__(self) -> None:
-        get_site(self.site)
-        if self.pooling is not None and self.pooling not in POOLINGS:
-            raise LocalizeError(f"Unknown pooling {self.pooling!r}; use one of {POOLINGS}.")
-        if self.selection not in SELECTIONS:
-            raise LocalizeError(f"Unknown selection {self.selection!r}; use one of {SELECTIONS}.")
-        if self.preset is not None and self.preset not in PRESETS:
-            raise LocalizeError(f"Unknown preset {self.preset!r}; presets: {sorted(PRESETS)}.")
-        if self.batch_size < 1:
-            raise LocalizeError(f"batch_size must be at least 1, got {self.batch_size}.")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LocalizeConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-
-def parse_top(top: float | int | str) -> float | int:
-    """Read ``top`` as a fraction (float) or a count (int); ``"1%"`` is 0.01, ``"172"`` 172."""
+    if isinstance(top, bool) or not isinstance(top, int | float | str | np.number):
+        raise LocalizeError(
+            f"top must be a fraction, a count or 'fdr:ALPHA' / 'perm:ALPHA'; got {top!r}."
+        )
+    if isinstance(top, np.number):
+        top = top.item()
     if isinstance(top, str):
-        text = top.strip()
+        text = top.strip().lower()
+        kind, sep, alpha_text = text.partition(":")
+        if sep:
+            if kind not in SIGNIFICANCE:
+                raise LocalizeError(
+                    f"Cannot read top={top!r}: significance selection is 'fdr:ALPHA' or "
+                    "'perm:ALPHA' (for example 'fdr:0.05')."
+                )
+            try:
+                alpha = float(alpha_text)
+            except ValueError:
+                alpha = math.nan
+            if not 0 < alpha < 1:
+                raise LocalizeError(
+                    f"top={top!r}: the significance level must be a number in (0, 1), such as "
+                    f"'{kind}:0.05'."
+                )
+            return f"{kind}:{alpha:g}"
         try:
-            value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+            if text.endswith("%"):
+                value: float | int = float(text[:-1]) / 100
+            elif text.isdigit():
+                value = int(text)
+            else:
+                value = float(text)
         except ValueError:
-            raise LocalizeError(f"Cannot read top={text!r}; use e.g. 0.01, '1%' or 172.") from None
-        if value.is_integer() and value >= 1 and not text.endswith("%"):
-            return int(value)
-        return value
+            raise LocalizeError(
+                f"Cannot read top={top!r}; use a fraction (0.01 or '1%'), a count (172), or "
+                "'fdr:0.05' / 'perm:0.05'."
+            ) from None
+        top = value
+    if isinstance(top, float):
+        if not 0 < top <= 1 or math.isnan(top):
+            raise LocalizeError(
+                f"top={top} is not a fraction in (0, 1]. Pass a float such as 0.01 (or '1%') "
+                "for 1% of the units, or an integer such as 172 for a count."
+            )
+    elif top < 1:
+        raise LocalizeError(f"top={top} units: a count must be at least 1.")
     return top
+
+
+def significance(top: float | int | str) -> tuple[str, float] | None:
+    """``("fdr", 0.05)`` for ``"fdr:0.05"`` (the same for ``perm``), else None."""
+    if isinstance(top, str) and ":" in top:
+        kind, alpha = top.split(":")
+        return kind, float(alpha)
+    return None
 
 
 def resolve_top(top: float | int | str, n_units: int) -> int:
@@ -118,14 +146,12 @@ def resolve_top(top: float | int | str, n_units: int) -> int:
     A fraction gives ``int(fraction * n_units)`` as in the reference.
     """
     top = parse_top(top)
-    if isinstance(top, bool) or not isinstance(top, int | float):
-        raise LocalizeError(f"top must be a fraction or a count, got {top!r}.")
+    if isinstance(top, str):
+        raise LocalizeError(
+            f"top={top!r} selects by significance, not a number of units; here a fraction or a "
+            "count is needed."
+        )
     if isinstance(top, float):
-        if not 0 < top <= 1:
-            raise LocalizeError(
-                f"top={top} is not a fraction in (0, 1]. Pass a float such as 0.01 for 1% of "
-                "the units, or an int for a count."
-            )
         k = int(top * n_units)
         if k < 1:
             raise LocalizeError(
@@ -157,17 +183,123 @@ def select_top(
     return mask
 
 
+@dataclass
+class LocalizeConfig:
+    """How a localization was made.
+
+    Attributes:
+        site: unit site (``resid_post``: block outputs).
+        top: fraction of all units (float in (0, 1]), a count (int), or a significance
+            threshold (``"fdr:0.05"``, ``"perm:0.05"``); per layer when
+            ``selection="per_layer"``.
+        pooling: ``last`` or ``mean``; ``None`` means the contrast's own.
+        absolute: t-test on absolute activations (the reference) instead of signed ones.
+        selection: ``global`` (top-k over all layers together) or ``per_layer``.
+        truncate: keep only the first N tokens of each text (the reference: 12).
+        prepend_bos: ``None`` tokenizes as the model's tokenizer does by default.
+        batch_size: texts per forward pass (1 reproduces the reference loop exactly).
+        holdout: share of each condition's stimuli kept out of the selection and used to
+            measure the selected units' selectivity again (``None``: select on all).
+        seed: seed of the held-out split and of label permutations.
+        n_permutations: label permutations for ``top="perm:ALPHA"``.
+        preset: name of the preset these settings came from, if any.
+    """
+
+    site: str = "resid_post"
+    top: float | int | str = 0.01
+    pooling: str | None = None
+    absolute: bool = True
+    selection: str = "global"
+    truncate: int | None = None
+    prepend_bos: bool | None = None
+    batch_size: int = 32
+    holdout: float | int | None = None
+    seed: int = 0
+    n_permutations: int = 1000
+    preset: str | None = None
+
+    def __post_init__(self) -> None:
+        get_site(self.site)
+        self.top = parse_top(self.top)
+        if self.pooling is not None and self.pooling not in POOLINGS:
+            raise LocalizeError(f"Unknown pooling {self.pooling!r}; use one of {POOLINGS}.")
+        if self.selection not in SELECTIONS:
+            raise LocalizeError(f"Unknown selection {self.selection!r}; use one of {SELECTIONS}.")
+        if self.preset is not None and self.preset not in PRESETS:
+            raise LocalizeError(f"Unknown preset {self.preset!r}; presets: {sorted(PRESETS)}.")
+        check_int("batch_size", self.batch_size, 1)
+        check_int("seed", self.seed, 0)
+        if self.truncate is not None:
+            check_int("truncate", self.truncate, 1)
+        if not isinstance(self.absolute, bool):
+            raise LocalizeError(f"absolute must be True or False, got {self.absolute!r}.")
+        if self.prepend_bos is not None and not isinstance(self.prepend_bos, bool):
+            raise LocalizeError(
+                f"prepend_bos must be None, True or False, not {self.prepend_bos!r}."
+            )
+        if self.holdout is not None and (
+            isinstance(self.holdout, bool)
+            or not isinstance(self.holdout, int | float)
+            or not 0 < self.holdout < 1
+        ):
+            raise LocalizeError(
+                f"holdout={self.holdout!r}: the held-out share of the stimuli must be a number "
+                "in (0, 1), such as 0.5 (select on half, measure on the other half)."
+            )
+        test = significance(self.top)
+        if test is not None:
+            if self.selection != "global":
+                raise LocalizeError(
+                    f"top={self.top!r} tests every unit of the site together; use "
+                    "selection='global' with it."
+                )
+            if test[0] == "perm":
+                check_int("n_permutations", self.n_permutations, MIN_PERMUTATIONS)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LocalizeConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class _Stats(dict[str, Tensor]):
+    """The per-unit statistics; ``mean_<condition>`` spellings of earlier releases still
+    work, with a deprecation warning."""
+
+    def __init__(self, data: dict[str, Tensor], conditions: tuple[str, str]) -> None:
+        super().__init__(data)
+        self.conditions = conditions
+
+    def __missing__(self, key: str) -> Tensor:
+        from ._compat import warn_deprecated
+
+        pos, neg = self.conditions
+        for prefix in ("mean_", "abs_mean_"):
+            for cond, role in ((pos, "positive"), (neg, "negative")):
+                if key == f"{prefix}{cond}":
+                    warn_deprecated(f"stats[{key!r}]", f"stats['{prefix}{role}']")
+                    return self[f"{prefix}{role}"]
+        raise KeyError(key)
+
+
 class Localization:
     """The result of :func:`localize`.
 
     Attributes:
         units: the selected :class:`Units`.
         stats: per-unit tensors ``[n_layers, width]``: ``t``, ``df``, ``p``, ``q``, ``d``,
-            ``mean_<condition>`` and ``abs_mean_<condition>`` for both contrasted conditions,
-            and ``magnitude`` (mean |activation| over all stimuli).
+            ``mean_positive``, ``mean_negative``, ``abs_mean_positive``,
+            ``abs_mean_negative`` (the two contrasted conditions, named in ``conditions``),
+            ``magnitude`` (mean |activation| over all stimuli), and with a held-out split
+            ``heldout_t`` and ``heldout_d``.
         config: the :class:`LocalizeConfig` used.
         record: how it was made (contrast name, hash and sizes, model signature, package
-            versions, timings, date).
+            versions, timings, date, and ``selection``: how many units passed and why).
+        holdout: with ``holdout=``, the selected units' selectivity in-sample and held out
+            (a DataFrame), else None.
     """
 
     def __init__(
@@ -176,30 +308,75 @@ class Localization:
         stats: dict[str, Tensor],
         config: LocalizeConfig,
         record: dict[str, Any],
+        holdout: pd.DataFrame | None = None,
     ) -> None:
         self.units = units
-        self.stats = stats
         self.config = config
         self.record = record
+        self.stats = _Stats(stats, self.conditions)
+        self.holdout = holdout
 
     def __repr__(self) -> str:
-        contrast = self.record.get("contrast", {})
         return (
-            f"Localization({contrast.get('name')!r} on {self.units.model!r}: "
+            f"Localization({self.contrast!r} on {self.units.model_name!r}: "
             f"{len(self.units)} units at {self.units.site!r})"
         )
 
+    def _repr_html_(self) -> str:
+        from .cards import localization_card
+
+        return localization_card(self)
+
+    @property
+    def contrast(self) -> str:
+        """The contrast's name."""
+        return str(self.record["contrast"]["name"])
+
     @property
     def conditions(self) -> tuple[str, str]:
+        """The positive and the negative condition."""
         contrast = self.record["contrast"]
         return contrast["positive"], contrast["negative"]
 
+    def _identity(self) -> dict[str, Any]:
+        return {"model": self.units.model_name, "contrast": self.contrast, "site": self.units.site}
+
     def to_frame(self) -> pd.DataFrame:
-        """One row per unit: layer, unit, statistics, magnitude, magnitude rank, selected."""
-        frame = unit_table(self.stats)
+        """One row per unit: ``model``, ``contrast``, ``site``, ``layer``, ``unit``, ``t``,
+        ``df``, ``p``, ``q``, ``d``, ``magnitude``, ``magnitude_pct`` (its rank), ``selected``
+        (and ``heldout_t``, ``heldout_d`` with a held-out split). The columns are the same for
+        every contrast and model, so frames stack; per-condition means are in
+        :meth:`condition_frame`."""
+        keep = ["t", "df", "p", "q", "d", "magnitude", "heldout_t", "heldout_d"]
+        frame = unit_table({k: self.stats[k] for k in keep if k in self.stats})
         frame["magnitude_pct"] = frame["magnitude"].rank(pct=True)
         frame["selected"] = self.units.mask.reshape(-1).numpy()
+        for i, (key, value) in enumerate(self._identity().items()):
+            frame.insert(i, key, value)
         return frame
+
+    def condition_frame(self) -> pd.DataFrame:
+        """Long format, one row per unit and contrasted condition: ``model``, ``contrast``,
+        ``site``, ``layer``, ``unit``, ``condition``, ``role`` (positive / negative),
+        ``mean`` and ``abs_mean`` (mean signed and absolute pooled activation)."""
+        frames = []
+        for condition, role in zip(self.conditions, ("positive", "negative"), strict=True):
+            part = unit_table(
+                {"mean": self.stats[f"mean_{role}"], "abs_mean": self.stats[f"abs_mean_{role}"]}
+            )
+            part.insert(2, "condition", condition)
+            part.insert(3, "role", role)
+            frames.append(part)
+        frame = pd.concat(frames, ignore_index=True)
+        for i, (key, value) in enumerate(self._identity().items()):
+            frame.insert(i, key, value)
+        return frame
+
+    def summary(self) -> str:
+        """The finding in a sentence or two, with the numbers."""
+        from .summaries import localization_summary
+
+        return localization_summary(self)
 
     def plot(self) -> Any:
         """Where the units sit (count per layer) beside selectivity vs activation magnitude."""
@@ -209,40 +386,95 @@ class Localization:
 
     def save(self, folder: str | Path, *, force: bool = False, figure: bool = True) -> Path:
         """Write the localization to ``folder``: ``record.json``, ``stats.safetensors``,
-        ``units.safetensors``, ``units.csv`` (one row per unit) and ``layers.png``.
+        ``units.safetensors``, ``units.csv`` (one row per unit), ``conditions.csv`` (one row
+        per unit and condition), ``holdout.csv`` (with a held-out split) and ``layers.png``.
 
         The folder is written under a temporary name and renamed when complete, so an
         interrupted save never leaves a folder that looks finished. An existing folder is
-        replaced only with ``force=True``.
+        replaced only with ``force=True``, and only if it is a results folder this toolkit
+        wrote (see :func:`tl_localize.results.atomic_folder`).
         """
         folder = Path(folder)
         with atomic_folder(folder, force=force) as tmp:
             self.units.save(tmp / "units.safetensors")
             stats = {k: v.contiguous() for k, v in self.stats.items()}
-            save_file(stats, str(tmp / "stats.safetensors"))
+            save_file(stats, str(tmp / "stats.safetensors"), metadata={"format": STATS_FORMAT})
             self.to_frame().to_csv(tmp / "units.csv", index=False)
+            self.condition_frame().to_csv(tmp / "conditions.csv", index=False)
+            if self.holdout is not None:
+                self.holdout.to_csv(tmp / "holdout.csv", index=False)
             if figure:
                 import matplotlib.pyplot as plt
 
                 fig = self.plot()
                 fig.savefig(tmp / "layers.png", dpi=120, bbox_inches="tight")
                 plt.close(fig)
-            record = {**self.record, "config": self.config.to_dict()}
-            (tmp / "record.json").write_text(json.dumps(record, indent=2, default=str))
+            record = {**self.record, "config": self.config.to_dict(), "summary": self.summary()}
+            write_record(tmp, record, "localization")
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path, model: Any | None = None) -> Localization:
-        """Read a folder written by :meth:`save` (refusing another model's when given one)."""
+    def load(cls, folder: str | Path, model: Model | None = None) -> Localization:
+        """Read a folder written by :meth:`save`; with ``model``, refuse one made for another
+        model. The files are checked against each other: the mask's header and the record
+        must name the same model, site and shape, and every statistic must have that shape."""
         folder = Path(folder)
-        record_path = folder / "record.json"
-        if not record_path.is_file():
-            raise LocalizeError(f"{folder} holds no record.json: not a saved localization.")
-        record = json.loads(record_path.read_text())
-        units = Units.load(folder / "units.safetensors", model)
-        stats = load_file(str(folder / "stats.safetensors"))
-        config = LocalizeConfig.from_dict(record.pop("config", {}))
-        return cls(units, stats, config, record)
+        record = read_record(folder, "a saved localization (tl-localize localize --out ...)")
+        try:
+            contrast = record["contrast"]
+            signature = record["model"]
+            _ = contrast["name"], contrast["positive"], contrast["negative"], signature["model"]
+            config = LocalizeConfig.from_dict(record.pop("config", {}))
+        except (KeyError, TypeError) as error:
+            raise LocalizeError(
+                f"{folder / 'record.json'} is not the record of a localization (no {error}); "
+                "localize again to write a complete folder."
+            ) from None
+        units = Units.load(folder / "units.safetensors")
+        if (units.model_name, units.site) != (signature["model"], config.site):
+            raise LocalizeError(
+                f"{folder}: units.safetensors belongs to model {units.model_name!r} at site "
+                f"{units.site!r}, but record.json names {signature['model']!r} at "
+                f"{config.site!r}; the folder mixes files of two results. Localize again."
+            )
+        if units.fingerprint is None and signature.get("fingerprint"):
+            units.fingerprint = signature["fingerprint"]
+        stats = _load_stats(folder / "stats.safetensors", tuple(units.mask.shape), contrast)
+        if model is not None:
+            units.check_model(model)
+        holdout = None
+        if (folder / "holdout.csv").is_file():
+            holdout = pd.read_csv(folder / "holdout.csv")
+        return cls(units, stats, config, record, holdout)
+
+
+STATS_FORMAT = "tl_localize.stats/1"
+
+
+def _load_stats(path: Path, shape: tuple[int, ...], contrast: dict[str, Any]) -> dict[str, Tensor]:
+    if not path.is_file():
+        raise LocalizeError(f"No {path.name} in {path.parent}: the folder is incomplete.")
+    try:
+        stats = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise LocalizeError(f"{path} is damaged or not a statistics file ({error}).") from None
+    # earlier releases named the per-condition means after the conditions
+    for prefix in ("mean_", "abs_mean_"):
+        for role in ("positive", "negative"):
+            old = f"{prefix}{contrast[role]}"
+            if f"{prefix}{role}" not in stats and old in stats:
+                stats[f"{prefix}{role}"] = stats.pop(old)
+    missing = [k for k in ("t", "p", "q", "d", "magnitude", *ROLE_STATS) if k not in stats]
+    if missing:
+        raise LocalizeError(f"{path} lacks the statistic {missing[0]!r}; the file is damaged.")
+    bad = [k for k, v in stats.items() if tuple(v.shape) != shape or not v.is_floating_point()]
+    if bad:
+        raise LocalizeError(
+            f"{path}: the statistic {bad[0]!r} has shape {tuple(stats[bad[0]].shape)} "
+            f"({stats[bad[0]].dtype}), not the mask's {shape}; the folder mixes files of two "
+            "results or is damaged."
+        )
+    return stats
 
 
 def _resolve_config(preset: str | None, contrast_pooling: str, **given: Any) -> LocalizeConfig:
@@ -262,8 +494,41 @@ def _resolve_config(preset: str | None, contrast_pooling: str, **given: Any) -> 
     return LocalizeConfig(**settings, preset=preset)
 
 
+def _split(n: int, holdout: float, rng: random.Random, cond: str) -> tuple[list[int], list[int]]:
+    """Indices of the texts to select on and of those held out."""
+    order = list(range(n))
+    rng.shuffle(order)
+    n_out = round(holdout * n)
+    kept, held = sorted(order[n_out:]), sorted(order[:n_out])
+    if len(kept) < 2 or len(held) < 2:
+        raise LocalizeError(
+            f"holdout={holdout} leaves {len(kept)} text(s) to select on and {len(held)} to "
+            f"measure on in condition {cond!r} ({n} texts); each part needs at least 2. Use "
+            "more stimuli or another holdout share."
+        )
+    return kept, held
+
+
+def _stats(pos: tuple[Moments, Moments], neg: tuple[Moments, Moments], absolute: bool) -> dict:
+    """t, df, p, q, d and the means from (raw, absolute) moments of each condition."""
+    a, b = (pos[1], neg[1]) if absolute else (pos[0], neg[0])
+    t, df, p = welch_t(a, b)
+    return {
+        "t": t,
+        "df": df,
+        "p": p,
+        "q": benjamini_hochberg(p),
+        "d": cohens_d(a, b),
+        "mean_positive": pos[0].mean,
+        "mean_negative": neg[0].mean,
+        "abs_mean_positive": pos[1].mean,
+        "abs_mean_negative": neg[1].mean,
+        "magnitude": (pos[1].mean * pos[1].n + neg[1].mean * neg[1].n) / (pos[1].n + neg[1].n),
+    }
+
+
 def localize(
-    model: Any,
+    model: Model,
     contrast: str | Contrast = "language",
     *,
     site: str | None = None,
@@ -275,6 +540,9 @@ def localize(
     batch_size: int | None = None,
     truncate: int | None = None,
     prepend_bos: bool | None = None,
+    holdout: float | int | None = None,
+    seed: int | None = None,
+    n_permutations: int | None = None,
     progress: bool = True,
 ) -> Localization:
     """Localize the units selective for ``contrast`` at ``site``.
@@ -283,16 +551,23 @@ def localize(
         model: a TransformerBridge (see :func:`load_model`).
         contrast: a :class:`Contrast` or the name of a built-in one (``"language"``).
         site: unit site; default ``resid_post`` (block outputs, as in the reference).
-        top: fraction of units (``0.01``, ``"1%"``) or a count; default 1%.
+        top: fraction of units (``0.01``, ``"1%"``), a count (``172``), or every unit that
+            passes a significance threshold: ``"fdr:0.05"`` (Benjamini-Hochberg q over the
+            site, t > 0) or ``"perm:0.05"`` (above the family-wise max-t threshold from
+            ``n_permutations`` condition-label permutations); default 1%.
         pooling: ``last`` or ``mean``; default the contrast's.
         absolute: Welch t on |activation| (default True, the reference).
         selection: ``global`` (default) or ``per_layer``.
-        preset: ``"alkhamissi2025"`` reproduces the reference recipe exactly (last token
-            and 12-token truncation for contrasts pooled by the last token, such as
-            language; mean over tokens without truncation for MD and ToM).
-        batch_size: texts per forward pass (default 32; the preset uses 1).
+        preset: ``"alkhamissi2025"`` reproduces the reference recipe (last token and 12-token
+            truncation for contrasts pooled by the last token, such as language; mean over
+            tokens without truncation for MD and ToM); with ``batch_size=1`` exactly.
+        batch_size: texts per forward pass (default 32).
         truncate: keep the first N tokens (default: no truncation; the preset uses 12).
         prepend_bos: default: as the model's tokenizer does.
+        holdout: select on a random ``1 - holdout`` of each condition's stimuli and measure
+            the selected units on the rest (``Localization.holdout``); default: select on all.
+        seed: seed of the held-out split and the permutations (default 0).
+        n_permutations: for ``top="perm:..."`` (default 1000, at least 20).
         progress: show progress bars.
 
     Returns:
@@ -308,67 +583,121 @@ def localize(
         preset,
         contrast.pooling,
         site=site,
-        top=parse_top(top),
+        top=top,
         pooling=pooling,
         absolute=absolute,
         selection=selection,
         batch_size=batch_size,
         truncate=truncate,
         prepend_bos=prepend_bos,
+        holdout=holdout,
+        seed=seed,
+        n_permutations=n_permutations,
     )
     site_obj = get_site(config.site, model)
     n_layers = int(model.cfg.n_layers)
     hook_names = [site_obj.hook_name(layer) for layer in range(n_layers)]
     pooling_used = config.pooling or contrast.pooling
-    # Fail on a bad `top` before any forward pass.
     width = site_obj.n_units(model)
-    resolve_top(config.top, n_layers * width if config.selection == "global" else width)
+    test = significance(config.top)
+    if test is None:  # fail on a bad `top` before any forward pass
+        resolve_top(config.top, n_layers * width if config.selection == "global" else width)
+    roles = {"positive": contrast.positive_condition, "negative": contrast.negative_condition}
+    parts: dict[str, dict[str, list[str]]] = {"select": {}, "heldout": {}}
+    heldout_index: dict[str, list[int]] = {}  # condition -> held-out positions
+    rng = random.Random(config.seed)
+    for role, cond in roles.items():
+        texts = list(contrast.conditions[cond])
+        if config.holdout is None:
+            parts["select"][role] = texts
+        else:
+            kept, held = _split(len(texts), config.holdout, rng, cond)
+            parts["select"][role] = [texts[i] for i in kept]
+            parts["heldout"][role] = [texts[i] for i in held]
+            heldout_index[cond] = held
 
+    settings: dict[str, Any] = {
+        "pooling": pooling_used,
+        "batch_size": config.batch_size,
+        "truncate": config.truncate,
+        "prepend_bos": config.prepend_bos,
+        "progress": progress,
+    }
     timings: dict[str, float] = {}
-    moments = {}
     start = time.perf_counter()
-    for cond in (contrast.positive_condition, contrast.negative_condition):
-        moments[cond] = accumulate_moments(
-            model,
-            contrast.conditions[cond],
-            hook_names,
-            pooling=pooling_used,
-            batch_size=config.batch_size,
-            truncate=config.truncate,
-            prepend_bos=config.prepend_bos,
-            progress=progress,
-            desc=f"{contrast.name}: {cond}",
-        )
+    moments: dict[str, dict[str, tuple[Moments, Moments]]] = {"select": {}, "heldout": {}}
+    stored: dict[str, Tensor] = {}
+    for part, by_role in parts.items():
+        for role, texts in by_role.items():
+            desc = f"{contrast.name}: {roles[role]}" + (" (held out)" if part == "heldout" else "")
+            if part == "select" and test is not None and test[0] == "perm":
+                values = stacked_activations(model, texts, hook_names, desc=desc, **settings)
+                stored[role] = values
+                moments[part][role] = (Moments.of(values), Moments.of(values.abs()))
+            else:
+                found = accumulate_moments(model, texts, hook_names, desc=desc, **settings)
+                moments[part][role] = (found.raw, found.absolute)
     timings["forward_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    pos, neg = (moments[contrast.positive_condition], moments[contrast.negative_condition])
-    a, b = (pos.absolute, neg.absolute) if config.absolute else (pos.raw, neg.raw)
-    t, df, p = welch_t(a, b)
-    stats = {
-        "t": t,
-        "df": df,
-        "p": p,
-        "q": benjamini_hochberg(p),
-        "d": cohens_d(a, b),
-        f"mean_{contrast.positive_condition}": pos.raw.mean,
-        f"mean_{contrast.negative_condition}": neg.raw.mean,
-        f"abs_mean_{contrast.positive_condition}": pos.absolute.mean,
-        f"abs_mean_{contrast.negative_condition}": neg.absolute.mean,
-        "magnitude": (pos.absolute.mean * pos.absolute.n + neg.absolute.mean * neg.absolute.n)
-        / (pos.absolute.n + neg.absolute.n),
-    }
+    select = moments["select"]
+    stats = _stats(select["positive"], select["negative"], config.absolute)
+    t = stats["t"]
     if not torch.isfinite(t).any() or float(t.abs().nan_to_num().max()) == 0:
         warnings.warn(
-            f"No unit tells {contrast.positive_condition!r} from {contrast.negative_condition!r} "
-            "(every t is 0 or undefined): the conditions give identical activations, so "
-            "nothing is selective and the selected units are arbitrary.",
+            f"No unit tells {roles['positive']!r} from {roles['negative']!r} (every t is 0 or "
+            "undefined): the conditions give identical activations, so nothing is selective "
+            "and the selected units are arbitrary.",
             stacklevel=2,
         )
-    mask = select_top(t, config.top, config.selection)
+    selection_record: dict[str, Any] = {"method": "top", "top": config.top}
+    if test is None:
+        mask = select_top(t, config.top, config.selection)
+    else:
+        kind, alpha = test
+        finite_t = torch.nan_to_num(t, nan=-torch.inf)
+        if kind == "fdr":
+            mask = (stats["q"] < alpha) & (finite_t > 0)
+            selection_record.update(method="fdr", alpha=alpha)
+        else:
+            pos_values, neg_values = stored["positive"], stored["negative"]
+            if config.absolute:
+                pos_values, neg_values = pos_values.abs(), neg_values.abs()
+            null = permutation_max_t(
+                pos_values.flatten(1),
+                neg_values.flatten(1),
+                n_permutations=config.n_permutations,
+                seed=config.seed,
+            )
+            threshold = float(torch.quantile(null, 1 - alpha))
+            mask = finite_t > threshold
+            selection_record.update(
+                method="perm",
+                alpha=alpha,
+                threshold=threshold,
+                n_permutations=config.n_permutations,
+                seed=config.seed,
+            )
+        selection_record["n_passed"] = int(mask.sum())
+        if not mask.any():
+            warnings.warn(
+                f"No unit passes {kind} at {alpha:g} for {roles['positive']!r} > "
+                f"{roles['negative']!r}: the localization selects an empty set. The contrast "
+                "may be too weak for this model or too few stimuli were given.",
+                stacklevel=2,
+            )
+    holdout_frame = None
+    if config.holdout is not None:
+        held_stats = _stats(
+            moments["heldout"]["positive"], moments["heldout"]["negative"], config.absolute
+        )
+        stats["heldout_t"], stats["heldout_d"] = held_stats["t"], held_stats["d"]
+        holdout_frame = _holdout_frame(stats, held_stats, mask, parts, config.absolute)
     timings["stats_s"] = time.perf_counter() - start
 
-    units = Units(mask, site_obj.name, model.cfg.model_name)
+    signature = model_signature(model)
+    units = Units(mask, site_obj.name, model.cfg.model_name, fingerprint=signature["fingerprint"])
+    selection_record["n_selected"] = len(units)
     record = {
         "created": now(),
         "contrast": {
@@ -380,11 +709,48 @@ def localize(
             "pooling": pooling_used,
             "description": contrast.description,
         },
-        "model": model_signature(model),
+        "model": signature,
         "n_selected": len(units),
         "n_units": units.n_units,
+        "selection": selection_record,
         "hook_names": hook_names,
         "versions": versions(),
         "timings": timings,
     }
-    return Localization(units, stats, config, record)
+    if config.holdout is not None:
+        record["holdout"] = {
+            "share": config.holdout,
+            "seed": config.seed,
+            "sizes": {part: {roles[r]: len(t) for r, t in p.items()} for part, p in parts.items()},
+            "heldout_index": heldout_index,  # positions within each condition
+        }
+    return Localization(units, stats, config, record, holdout_frame)
+
+
+def _holdout_frame(
+    selected_stats: dict[str, Tensor],
+    held: dict[str, Tensor],
+    mask: Tensor,
+    parts: dict[str, dict[str, list[str]]],
+    absolute: bool,
+) -> pd.DataFrame:
+    """The selected units' selectivity where they were selected and where they were not."""
+    prefix = "abs_mean" if absolute else "mean"
+    rows = []
+    for sample, stats, part in (
+        ("in_sample", selected_stats, "select"),
+        ("held_out", held, "heldout"),
+    ):
+        difference = stats[f"{prefix}_positive"] - stats[f"{prefix}_negative"]
+        rows.append(
+            {
+                "sample": sample,
+                "n_positive": len(parts[part]["positive"]),
+                "n_negative": len(parts[part]["negative"]),
+                "n_units": int(mask.sum()),
+                "mean_t": float(stats["t"][mask].mean()) if mask.any() else math.nan,
+                "mean_d": float(stats["d"][mask].mean()) if mask.any() else math.nan,
+                "mean_difference": float(difference[mask].mean()) if mask.any() else math.nan,
+            }
+        )
+    return pd.DataFrame(rows)

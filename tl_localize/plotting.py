@@ -4,11 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import matplotlib
-
-if matplotlib.get_backend().lower() not in {"module://matplotlib_inline.backend_inline"}:
-    matplotlib.use("Agg", force=False)
-
 import matplotlib.pyplot as plt
 import seaborn as sns
 

@@ -1,10 +1,16 @@
 """One self-contained HTML page from a folder of results.
 
 Every results folder below the given one (a folder with a ``record.json``, or with the
-tables and figures the commands write) becomes a section: how it was made (the command,
-date, model and package versions, and the whole record), its figures (PNG, embedded as data
-URIs), its tables, and its circuitsvis views. The page loads nothing from the network. A
+tables and figures the commands write) becomes a section: what it found, in words (the
+record's summary), how it was made (the command, date, model and package versions; the
+whole record collapsed), its figures (PNG, embedded as data URIs), its tables (per-item
+tables collapsed), and its circuitsvis views. The page loads nothing from the network. A
 file that cannot be read is reported in its section and the rest is still rendered.
+
+The report treats a results folder as untrusted: every text it takes from one is escaped,
+figures must decode as PNG, and a saved view is rendered from its JSON manifest (component
+name from a fixed list, props as script-safe JSON) with the toolkit's own copy of the
+circuitsvis bundle; no markup or script from the folder reaches the page.
 """
 
 from __future__ import annotations
@@ -13,7 +19,6 @@ import base64
 import html
 import io
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +27,7 @@ import pandas as pd
 from .errors import LocalizeError
 from .results import now
 
-__all__ = ["build_report", "find_results", "write_report"]
+__all__ = ["build_report", "build_study_report", "find_results", "write_report"]
 
 RESULT_FILES = ("record.json", "*.csv", "*.png", "*.view.html")
 MAX_ROWS = 40
@@ -37,6 +42,7 @@ pre { background: #f7f7f7; padding: .8em; overflow-x: auto; font-size: .8em; }
 .error { background: #fdecea; border-left: 4px solid #d93025; padding: .5em 1em; }
 .meta td, .meta th { text-align: left; }
 .note { color: #666; font-size: .85em; }
+.summary { background: #f4f8ff; border-left: 4px solid #2f6fde; padding: .6em 1em; }
 """
 
 
@@ -45,17 +51,22 @@ def find_results(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise LocalizeError(f"{folder} is not a folder; pass a results folder to report on.")
-    found = []
+    found: list[Path] = []
     for path in sorted([folder, *(p for p in folder.rglob("*") if p.is_dir())]):
         if any(part.startswith(".") for part in path.relative_to(folder).parts):
             continue
-        if any(next(path.glob(pattern), None) for pattern in RESULT_FILES):
+        if any(study in path.parents for study in found if (study / "study.json").is_file()):
+            continue  # a study is one section; its job folders are its own
+        if (path / "study.json").is_file() or any(
+            next(path.glob(pattern), None) for pattern in RESULT_FILES
+        ):
             found.append(path)
     return found
 
 
 def _kind(folder: Path) -> str:
     for name, kind in (
+        ("study.json", "study"),
         ("attribution.csv", "attribution"),
         ("ablation.csv", "ablation"),
         ("alignment.csv", "brain alignment"),
@@ -93,8 +104,10 @@ def _record(path: Path) -> str:
         if v
     )
     full = html.escape(json.dumps(record, indent=2, default=str))
+    summary = record.get("summary")
+    lead = f'<p class="summary">{html.escape(str(summary))}</p>' if summary else ""
     return (
-        f'<table class="meta">{rows}</table>'
+        f'{lead}<table class="meta">{rows}</table>'
         f"<details><summary>The whole record (record.json)</summary><pre>{full}</pre></details>"
     )
 
@@ -134,6 +147,9 @@ def _reduce(path: Path, frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return frame, ""
 
 
+COLLAPSED = ("items.csv", "conditions.csv", "attribution.csv", "join.csv", "units.csv")
+
+
 def _table(path: Path) -> str:
     frame = pd.read_csv(path)
     if frame.empty:
@@ -142,23 +158,47 @@ def _table(path: Path) -> str:
     caption = f"<h4>{html.escape(path.name)}</h4>"
     if note:
         caption += f'<p class="note">Showing {html.escape(note)}.</p>'
-    return caption + shown.to_html(index=False, float_format=lambda x: f"{x:.4g}", border=0)
+    table = shown.to_html(index=False, float_format=lambda x: f"{x:.4g}", border=0, escape=True)
+    if path.name in COLLAPSED:  # raw per-item and per-unit tables, folded away
+        return (
+            f"<details><summary>{html.escape(path.name)} ({len(frame)} rows)</summary>"
+            f"{caption}{table}</details>"
+        )
+    return caption + table
 
 
 def _view(path: Path) -> str:
-    text = path.read_text(encoding="utf-8")
-    body = text.split("<body>", 1)[-1].rsplit("</body>", 1)[0]
-    return f"<h4>{html.escape(path.name)}</h4>{body}"
+    from .views import read_view, render_parts
+
+    parts = read_view(path)
+    return f"<h4>{html.escape(path.name)}</h4>{render_parts(parts, with_bundle=False)}"
 
 
 def _section(root: Path, folder: Path, anchor: str) -> str:
     title = "." if folder == root else str(folder.relative_to(root))
     parts = [f'<section id="{anchor}"><h2>{html.escape(title)} ({_kind(folder)})</h2>']
+    if (folder / "study.json").is_file():
+        from .study import StudyResult
+
+        try:
+            headline = StudyResult(folder).headline()
+            parts.append(
+                _frame_html(headline)
+                if not headline.empty
+                else '<p class="note">No verdict yet.</p>'
+            )
+        except Exception as error:  # a damaged study folder costs only its section
+            parts.append(_error(folder / "study.json", error))
+        parts.append(
+            f'<p class="note">The whole study: <code>tl-localize study report '
+            f"{html.escape(str(folder))}</code>.</p></section>"
+        )
+        return "\n".join(parts)
     record = folder / "record.json"
     if record.exists():
         try:
             parts.append(_record(record))
-        except Exception as error:  # a damaged file is reported, the rest still rendered
+        except Exception as error:  # any damage to one file is reported, the rest rendered
             parts.append(_error(record, error))
     else:
         parts.append('<p class="note">No record.json: how these results were made is unknown.</p>')
@@ -172,21 +212,89 @@ def _section(root: Path, folder: Path, anchor: str) -> str:
     return "\n".join(parts)
 
 
-def _one_bundle(page: str) -> str:
-    """Keep the first circuitsvis bundle of the page; later views render with it."""
-    from .views import BUNDLE_TAG
+def _page(heading: str, root: Path, body: str) -> str:
+    heading = html.escape(heading)
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{heading}</title><style>{STYLE}</style></head><body>"
+        f"<h1>{heading}</h1><p class='note'>Made {now()} from {html.escape(str(root))}.</p>"
+        f"{body}</body></html>"
+    )
 
-    pattern = re.compile(re.escape(BUNDLE_TAG) + r".*?</script>", re.S)
-    first = pattern.search(page)
-    if first is None:
-        return page
-    rest = pattern.sub("", page[first.end() :])
-    return page[: first.end()] + rest
+
+def _frame_html(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, float_format=lambda x: f"{x:.4g}", border=0, escape=True)
+
+
+def _figure_html(name: str, fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return (
+        f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{encoded}">'
+        f"<figcaption class='note'>{html.escape(name)}</figcaption></figure>"
+    )
+
+
+def build_study_report(folder: str | Path, title: str | None = None) -> str:
+    """The page of a study folder: the headline table first (per model and network: the
+    effect, the effect against each control kind, whether it holds), the figures, the
+    verdicts, job status and failures, and the whole table folded."""
+    from .study import StudyResult
+
+    root = Path(folder)
+    result = StudyResult(root)
+    parts = ["<h2>Headline</h2>"]
+    headline = result.headline()
+    if headline.empty:
+        parts.append('<p class="note">No ablation verdict yet (no finished evaluation).</p>')
+    else:
+        parts.append(
+            '<p class="note">Change of each task\'s metric when the selected units are '
+            "ablated (%, vs intact), the difference from each kind of random control "
+            "(points), and whether the effect holds against every kind (p &lt; 0.05).</p>"
+        )
+        parts.append(_frame_html(headline))
+    figures = result.figures()
+    if figures:
+        parts.append("<h2>Figures</h2>")
+        parts += [_figure_html(name, fig) for name, fig in figures.items()]
+    verdicts = result.verdicts()
+    if not verdicts.empty:
+        parts.append("<h2>Verdicts</h2>" + _frame_html(verdicts))
+    status = result.status()
+    counts = status["status"].value_counts().to_dict()
+    parts.append(
+        "<h2>Jobs</h2><p>"
+        + html.escape(", ".join(f"{n} {s}" for s, n in counts.items()))
+        + "</p><details><summary>every job</summary>"
+        + _frame_html(status)
+        + "</details>"
+    )
+    failures = result.failures()
+    if not failures.empty:
+        parts.append("<h2>Failures</h2>" + _frame_html(failures.drop(columns=["traceback"])))
+        for row in failures.itertuples():
+            parts.append(
+                f"<details><summary>{html.escape(f'{row.model}/{row.job}')}</summary>"
+                f"<pre>{html.escape(str(row.traceback))}</pre></details>"
+            )
+    table = result.frame()
+    parts.append(
+        f"<details><summary>results.csv ({len(table)} rows)</summary>{_frame_html(table)}</details>"
+    )
+    return _page(title or f"tl_localize study: {result.study.name}", root, "".join(parts))
 
 
 def build_report(folder: str | Path, title: str | None = None) -> str:
-    """The report page for the results at or below ``folder``, as one HTML string."""
+    """The report page for the results at or below ``folder``, as one HTML string (a study
+    folder gets :func:`build_study_report`'s page)."""
     root = Path(folder)
+    if (root / "study.json").is_file():
+        return build_study_report(root, title)
     found = find_results(root)
     if not found:
         raise LocalizeError(
@@ -201,14 +309,12 @@ def build_report(folder: str | Path, title: str | None = None) -> str:
         for a, f in zip(anchors, found, strict=True)
     )
     sections = "\n".join(_section(root, f, a) for f, a in zip(found, anchors, strict=True))
-    sections = _one_bundle(sections)
-    heading = html.escape(title or f"tl_localize report: {root.resolve().name}")
-    return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>{heading}</title><style>{STYLE}</style></head><body>"
-        f"<h1>{heading}</h1><p class='note'>Made {now()} from {html.escape(str(root))}.</p>"
-        f"<ul>{toc}</ul>{sections}</body></html>"
-    )
+    if "CircuitsVis.render(" in sections:  # one trusted copy of the bundle, before the views
+        from .views import BUNDLE_TAG, bundle
+
+        sections = f"{BUNDLE_TAG}{bundle()}</script>{sections}"
+    heading = title or f"tl_localize report: {root.resolve().name}"
+    return _page(heading, root, f"<ul>{toc}</ul>{sections}")
 
 
 def write_report(folder: str | Path, out: str | Path | None = None, **kwargs: Any) -> Path:

@@ -8,16 +8,16 @@ too), sorted by length, right-padded with an attention mask, and run with ``fwd_
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .activations import token_batches
+from .activations import input_device, token_batches
 from .errors import LocalizeError
 from .models import hf_tokenizer
+from .protocol import Hooks, Model
 
 __all__ = ["next_token_logprobs", "token_logprobs"]
 
@@ -32,10 +32,10 @@ def next_token_logprobs(
 
 
 def token_logprobs(
-    model: Any,
+    model: Model,
     texts: Sequence[str],
     *,
-    hooks: Sequence[tuple[str, Any]] = (),
+    hooks: Hooks = (),
     batch_size: int = 64,
     progress: bool = False,
     desc: str = "scoring",
@@ -56,11 +56,10 @@ def token_logprobs(
     out: list[Tensor | None] = [None] * len(texts)
     batches = token_batches(model, texts, batch_size=batch_size, prepend_bos=True)
     for batch in tqdm(batches, desc=desc, disable=not progress, leave=False):
+        ids, mask = batch.on(input_device(model))
         with torch.inference_mode():
-            logits = model.run_with_hooks(
-                batch.input_ids, attention_mask=batch.attention_mask, fwd_hooks=list(hooks)
-            )
-        picked = next_token_logprobs(logits, batch.input_ids)
+            logits = model.run_with_hooks(ids, attention_mask=mask, fwd_hooks=list(hooks))
+        picked = next_token_logprobs(logits.float().cpu(), batch.input_ids)
         lengths = batch.attention_mask.sum(1) - 1
         for row, index in enumerate(batch.index.tolist()):
             out[index] = picked[row, : lengths[row]].clone()

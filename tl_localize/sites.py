@@ -7,9 +7,9 @@ units each layer has). The table below is data: add a row to add a site.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from .errors import LocalizeError
+from .protocol import Model
 
 __all__ = ["SITES", "Site", "get_site"]
 
@@ -34,7 +34,7 @@ class Site:
         """The hook name of this site at ``layer``."""
         return self.hook.format(layer=layer)
 
-    def n_units(self, model: Any) -> int:
+    def n_units(self, model: Model) -> int:
         """Units per layer in ``model`` (activations are flattened after the batch and
         position axes, so per-head sites such as ``attn_z`` have ``n_heads * d_head``)."""
         width = 1
@@ -80,7 +80,7 @@ SITES: dict[str, Site] = {
 }
 
 
-def get_site(site: str | Site, model: Any | None = None) -> Site:
+def get_site(site: str | Site, model: Model | None = None) -> Site:
     """Look up a site by name; check that ``model`` has its hooks when given."""
     if isinstance(site, Site):
         resolved = site

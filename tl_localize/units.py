@@ -1,31 +1,38 @@
 """Units: a selection of units at one site of one model.
 
-A :class:`Units` is a boolean mask ``[n_layers, width]`` plus the site and the signature of
-the model it was made for. It supports set algebra, per-layer counts, seeded random
-controls, and saving to a single ``.safetensors`` file (tensor + JSON metadata, never pickle)
-that refuses to load for a model of another name or shape.
+A :class:`Units` is a boolean mask ``[n_layers, width]`` plus the site and the model it was
+made for (its name and, when known, a fingerprint of its weights). It supports set algebra,
+per-layer counts, seeded random controls, and saving to a single ``.safetensors`` file
+(tensor + JSON metadata, never pickle) that refuses to load for a model of another name,
+shape or weights.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from jaxtyping import Float, Int, Shaped
+from jaxtyping import Bool, Float, Int, Shaped
 from safetensors import SafetensorError
 from safetensors.torch import safe_open, save_file
 from torch import Tensor
 
+from ._compat import warn_deprecated
 from .errors import LocalizeError
-from .sites import get_site
+from .protocol import Model
+from .sites import SITES, get_site
 
-__all__ = ["MATCHES", "Units", "unit_table"]
+__all__ = ["DEFAULT_MATCH", "DEFAULT_N_RANDOM", "MATCHES", "Units", "check_matches", "unit_table"]
 
 MATCHES = ("uniform", "layer", "magnitude")
+# The random controls every function draws unless told otherwise (one default everywhere):
+# the reference's uniform control and the magnitude-matched one (docs/evaluation.md says why),
+# three seeds each, as the reference runs.
+DEFAULT_MATCH: tuple[str, ...] = ("uniform", "magnitude")
+DEFAULT_N_RANDOM = 3
 FORMAT = "tl_localize.units/1"
 
 
@@ -35,7 +42,10 @@ class Units:
     Args:
         mask: bool tensor ``[n_layers, width]``.
         site: the site name (``resid_post``, ``mlp_post``, ...).
-        model: the name of the model the mask belongs to (``model.cfg.model_name``).
+        model_name: the name of the model the mask belongs to (``model.cfg.model_name``).
+        fingerprint: a fingerprint of that model's weights
+            (:func:`tl_localize.models.model_fingerprint`), when known: two checkpoints of
+            one architecture under the same name are told apart by it.
 
     >>> a = Units(torch.tensor([[True, False], [False, True]]), "resid_post", "m")
     >>> b = Units(torch.tensor([[True, True], [False, False]]), "resid_post", "m")
@@ -43,16 +53,43 @@ class Units:
     (1, 3, 0.3333333333333333)
     """
 
-    def __init__(self, mask: Shaped[Tensor, "..."], site: str, model: str) -> None:
+    def __init__(
+        self,
+        mask: Shaped[Tensor, "..."],
+        site: str,
+        model_name: str | None = None,
+        *,
+        fingerprint: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        if model is not None:
+            warn_deprecated("Units(..., model=name)", "Units(..., model_name=name)")
+            model_name = model_name or model
+        if not isinstance(model_name, str) or not model_name:
+            raise LocalizeError(
+                f"Units need the name of the model they belong to (model_name=, "
+                f"model.cfg.model_name); got {model_name!r}."
+            )
         mask = torch.as_tensor(mask)
         if mask.dtype != torch.bool or mask.ndim != 2:
             raise LocalizeError(
                 f"A unit mask is a bool tensor [n_layers, width]; got {mask.dtype} with shape "
                 f"{tuple(mask.shape)}."
             )
+        if 0 in mask.shape:
+            raise LocalizeError(
+                f"A unit mask needs at least one layer and one unit; got shape {tuple(mask.shape)}."
+            )
         self.mask = mask.detach().cpu()
         self.site = get_site(site).name
-        self.model = model
+        self.model_name = model_name
+        self.fingerprint = fingerprint
+
+    @property
+    def model(self) -> str:
+        """Deprecated: the model's name; use :attr:`model_name`."""
+        warn_deprecated("Units.model", "Units.model_name")
+        return self.model_name
 
     # -- basic facts ---------------------------------------------------------------------
     @property
@@ -73,15 +110,21 @@ class Units:
 
     def __repr__(self) -> str:
         return (
-            f"Units({len(self)} of {self.n_units} at {self.site!r} of {self.model!r}, "
+            f"Units({len(self)} of {self.n_units} at {self.site!r} of {self.model_name!r}, "
             f"{len(self) / self.n_units:.3%})"
         )
+
+    def _repr_html_(self) -> str:
+        from .cards import units_card
+
+        return units_card(self)
 
     def __eq__(self, other: object) -> bool:
         return (
             isinstance(other, Units)
             and self.site == other.site
-            and self.model == other.model
+            and self.model_name == other.model_name
+            and _same_fingerprint(self.fingerprint, other.fingerprint)
             and torch.equal(self.mask, other.mask)
         )
 
@@ -116,29 +159,34 @@ class Units:
     def _check_compatible(self, other: Units) -> None:
         if not isinstance(other, Units):
             raise TypeError(f"expected Units, got {type(other).__name__}")
-        if (self.site, self.model, self.mask.shape) != (other.site, other.model, other.mask.shape):
+        if (self.site, self.model_name, self.mask.shape) != (
+            other.site,
+            other.model_name,
+            other.mask.shape,
+        ) or not _same_fingerprint(self.fingerprint, other.fingerprint):
             raise LocalizeError(
-                f"Cannot combine {self!r} with {other!r}: unit sets must share the model, the "
-                "site and the shape."
+                f"Cannot combine {self!r} with {other!r}: unit sets must share the model (name "
+                "and weights), the site and the shape."
             )
 
-    def _with_mask(self, mask: Tensor) -> Units:
-        return Units(mask, self.site, self.model)
+    def with_mask(self, mask: Bool[Tensor, "layer unit"]) -> Units:
+        """Another set of the same model and site, with ``mask``."""
+        return Units(mask, self.site, self.model_name, fingerprint=self.fingerprint)
 
     def __and__(self, other: Units) -> Units:
         self._check_compatible(other)
-        return self._with_mask(self.mask & other.mask)
+        return self.with_mask(self.mask & other.mask)
 
     def __or__(self, other: Units) -> Units:
         self._check_compatible(other)
-        return self._with_mask(self.mask | other.mask)
+        return self.with_mask(self.mask | other.mask)
 
     def __sub__(self, other: Units) -> Units:
         self._check_compatible(other)
-        return self._with_mask(self.mask & ~other.mask)
+        return self.with_mask(self.mask & ~other.mask)
 
     def __invert__(self) -> Units:
-        return self._with_mask(~self.mask)
+        return self.with_mask(~self.mask)
 
     def jaccard(self, other: Units) -> float:
         """Intersection over union (0 when both are empty)."""
@@ -201,20 +249,32 @@ class Units:
                 mask[layer, rng.choice(pool, size=count, replace=False)] = True
         else:
             raise LocalizeError(f"Unknown match {match!r}; use one of {MATCHES}.")
-        return self._with_mask(torch.from_numpy(mask))
+        return self.with_mask(torch.from_numpy(mask))
 
     # -- model checks and files ----------------------------------------------------------
-    def check_model(self, model: Any) -> None:
-        """Raise :class:`LocalizeError` unless these units fit ``model``."""
+    def check_model(self, model: Model) -> None:
+        """Raise :class:`LocalizeError` unless these units fit ``model``: its name, the
+        site's shape in it, and (when both are known) the fingerprint of its weights."""
+        from .models import model_fingerprint
+
         site = get_site(self.site, model)
         shape = (int(model.cfg.n_layers), site.n_units(model))
-        if (self.n_layers, self.width) != shape or self.model != model.cfg.model_name:
+        if (self.n_layers, self.width) != shape or self.model_name != model.cfg.model_name:
             raise LocalizeError(
-                f"These units were made for {self.model!r} ({self.n_layers} layers x "
+                f"These units were made for {self.model_name!r} ({self.n_layers} layers x "
                 f"{self.width} units at {self.site!r}); this model is "
                 f"{model.cfg.model_name!r} ({shape[0]} x {shape[1]}). Localize again on this "
                 "model."
             )
+        if self.fingerprint is not None:
+            found = model_fingerprint(model)
+            if found != self.fingerprint:
+                raise LocalizeError(
+                    f"These units were made for a model named {self.model_name!r} with other "
+                    f"weights (fingerprint {self.fingerprint[:12]}, this model's "
+                    f"{found[:12]}): another checkpoint or a retrained copy. Localize again "
+                    "on this model."
+                )
 
     def save(self, path: str | Path) -> Path:
         """Write the mask and its metadata to one ``.safetensors`` file."""
@@ -225,16 +285,21 @@ class Units:
         meta = {
             "format": FORMAT,
             "site": self.site,
-            "model": self.model,
+            "model": self.model_name,
             "n_layers": str(self.n_layers),
             "width": str(self.width),
         }
+        if self.fingerprint is not None:
+            meta["fingerprint"] = self.fingerprint
         save_file({"mask": self.mask.to(torch.uint8).contiguous()}, str(path), metadata=meta)
         return path
 
     @classmethod
-    def load(cls, path: str | Path, model: Any | None = None) -> Units:
-        """Read units saved by :meth:`save`; with ``model``, refuse a mask made for another."""
+    def load(cls, path: str | Path, model: Model | None = None) -> Units:
+        """Read units saved by :meth:`save`; with ``model``, refuse a mask made for another.
+
+        The file is checked against itself: a boolean (0/1) mask of the shape its header
+        declares, a known site, a model name."""
         path = Path(path)
         if path.is_dir():
             path = path / "units.safetensors"
@@ -243,20 +308,61 @@ class Units:
         try:
             with safe_open(str(path), framework="pt") as handle:
                 meta = handle.metadata() or {}
-                mask = handle.get_tensor("mask")
-        except (SafetensorError, OSError, json.JSONDecodeError) as error:
+                keys = list(handle.keys())
+                mask = handle.get_tensor("mask") if "mask" in keys else None
+        except (SafetensorError, OSError, ValueError, RuntimeError) as error:
             raise LocalizeError(
                 f"{path} is not a units file written by Units.save ({error})."
             ) from error
-        if meta.get("format") != FORMAT:
+        if meta.get("format") != FORMAT or mask is None:
             raise LocalizeError(
                 f"{path} is not a units file written by Units.save (format "
-                f"{meta.get('format')!r}, expected {FORMAT!r})."
+                f"{meta.get('format')!r}, expected {FORMAT!r}, with a 'mask' tensor)."
             )
-        units = cls(mask.bool(), meta["site"], meta["model"])
+        try:
+            declared = (int(meta["n_layers"]), int(meta["width"]))
+            site, name = meta["site"], meta["model"]
+        except (KeyError, ValueError) as error:
+            raise LocalizeError(
+                f"{path}: its header is damaged ({error!r} missing or not a number); write "
+                "the units again."
+            ) from None
+        if tuple(mask.shape) != declared:
+            raise LocalizeError(
+                f"{path}: the mask has shape {tuple(mask.shape)} but its header declares "
+                f"{declared}; the file is damaged. Write the units again."
+            )
+        if mask.dtype not in (torch.uint8, torch.bool) or not bool(
+            ((mask == 0) | (mask == 1)).all()
+        ):
+            raise LocalizeError(
+                f"{path}: the mask is not boolean (dtype {mask.dtype}, values other than 0 and "
+                "1); the file is damaged. Write the units again."
+            )
+        if site not in SITES:
+            raise LocalizeError(
+                f"{path}: unknown site {site!r} in its header; sites: {sorted(SITES)}."
+            )
+        units = cls(mask.bool(), site, name, fingerprint=meta.get("fingerprint"))
         if model is not None:
             units.check_model(model)
         return units
+
+
+def _same_fingerprint(a: str | None, b: str | None) -> bool:
+    """Two fingerprints agree unless both are known and differ."""
+    return a is None or b is None or a == b
+
+
+def check_matches(match: str | Sequence[str]) -> list[str]:
+    """Control kinds as a list, each one of :data:`MATCHES`."""
+    matches = [match] if isinstance(match, str) else list(match)
+    if not matches:
+        raise LocalizeError(f"match names no control kind; use some of {MATCHES}.")
+    for m in matches:
+        if m not in MATCHES:
+            raise LocalizeError(f"Unknown match {m!r}; use one of {MATCHES}.")
+    return matches
 
 
 def unit_table(tensors: dict[str, Tensor]) -> pd.DataFrame:

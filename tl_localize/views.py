@@ -2,15 +2,22 @@
 
 circuitsvis' own ``_repr_html_`` probes the internet to choose between a CDN script and an
 inlined one; these views always inline the JavaScript, so they work offline and in saved
-reports. The views of one :class:`HTMLView` share one copy of the JavaScript bundle
-(about 1.3 MB), marked so that a report holding several views keeps only one.
+reports. Each view is data (a circuitsvis component and its props, a title, a table); an
+:class:`HTMLView` renders its views with one copy of circuitsvis' bundle (about 1.3 MB, from
+the installed package). A saved view carries its data as a JSON manifest, and the report
+renders saved views from that manifest alone, with its own copy of the bundle: a results
+folder someone sends you cannot run its JavaScript in your browser.
 """
 
 from __future__ import annotations
 
+import functools
 import html
+import json
 import re
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +26,21 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from ._compat import warn_deprecated
 from .activations import iter_pooled, token_batches
 from .contrast import Contrast
 from .errors import LocalizeError
 from .models import hf_tokenizer
+from .protocol import Model, weight
 from .sites import get_site
 from .units import Units
 
 __all__ = [
     "HTMLView",
+    "ViewPart",
     "head_attention_view",
     "head_writes",
+    "read_view",
     "token_activations",
     "top_stimuli",
     "top_stimuli_view",
@@ -38,58 +49,153 @@ __all__ = [
 
 
 BUNDLE_TAG = '<script data-tl-localize="circuitsvis">'
-_RENDERED = re.compile(
-    r'\s*<div id="(?P<id>[^"]+)"[^>]*/>\s*'
-    r'<script crossorigin type="module">(?P<body>.*)</script>\s*$',
+MANIFEST_ID = "tl-localize-views"
+# the circuitsvis components these views use; a saved view naming another is not rendered
+COMPONENTS = ("ColoredTokensMulti", "ColoredTokens", "AttentionHeads", "AttentionPatterns")
+_RENDER = re.compile(
+    r"CircuitsVis\.render\(\s*\"(?P<id>[^\"]+)\",\s*CircuitsVis\.(?P<component>\w+),\s*"
+    r"(?P<props>\{.*\})\s*\)\s*</script>\s*$",
     re.S,
 )
 
 
-def compose(parts: Sequence[tuple[str, Any]]) -> str:
-    """HTML for ``(heading_html, circuitsvis_view)`` pairs with one shared bundle.
+def script_json(value: Any) -> str:
+    """JSON that is safe inside a ``<script>`` element (no ``</script>``, no ``<!--``)."""
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    for char, escape in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                         ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):  # fmt: skip
+        text = text.replace(char, escape)
+    return text
 
-    circuitsvis' inlined HTML is a self-closed ``<div/>`` (which browsers read as an open
-    tag, so the next view would nest inside it and be replaced on render) followed by a
-    module script holding the whole bundle; here each view gets a closed ``<div>`` and a
-    small script that renders into it, after one copy of the bundle.
-    """
-    bundle = None
+
+@functools.cache
+def bundle() -> str:
+    """circuitsvis' JavaScript bundle, taken from the installed package (not from any file
+    a results folder holds)."""
+    import circuitsvis as cv
+
+    source = cv.tokens.colored_tokens(["a"], [0.0]).local_src
+    body = source.split('<script crossorigin type="module">', 1)[1]
+    body = body[: body.rindex("CircuitsVis.render(")]
+    return re.sub(r"//# sourceMappingURL=\S+", "", body)
+
+
+@dataclass
+class ViewPart:
+    """One view: a title, an optional table, and a circuitsvis component with its props."""
+
+    title: str
+    component: str
+    props: dict[str, Any]
+    table: dict[str, Any] | None = None  # {"columns": [...], "rows": [[...], ...]}
+
+    @classmethod
+    def from_circuitsvis(cls, title: str, view: Any, table: pd.DataFrame | None = None) -> ViewPart:
+        match = _RENDER.search(view.local_src)
+        if match is None:
+            raise LocalizeError(
+                "This circuitsvis version writes views in a layout tl_localize does not know; "
+                "pin circuitsvis 1.43."
+            )
+        tabular = None
+        if table is not None:
+            tabular = {
+                "columns": [str(c) for c in table.columns],
+                "rows": table.astype(str).values.tolist(),
+            }
+        return cls(title, match["component"], json.loads(match["props"]), tabular)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"title": self.title, "component": self.component, "props": self.props,
+                "table": self.table}  # fmt: skip
+
+
+def render_parts(parts: Sequence[ViewPart], *, with_bundle: bool = True) -> str:
+    """HTML for views with one shared copy of the trusted bundle. Titles and tables are
+    escaped; each component's props are passed as script-safe JSON."""
     out = []
-    for heading, view in parts:
-        match = _RENDERED.match(view.local_src)
-        if match is None:  # an unknown circuitsvis layout: inline it whole
-            fixed = re.sub(r"^(\s*<div [^>]*)/>", r"\1></div>", view.local_src, count=1)
-            out.append(f"{heading}{fixed}")
-            continue
-        body = match["body"]
-        cut = body.rindex("CircuitsVis.render(")
-        if bundle is None:
-            bundle = re.sub(r"//# sourceMappingURL=\S+", "", body[:cut])
-        out.append(
-            f'{heading}<div id="{match["id"]}" style="margin: 15px 0;"></div>'
-            f"<script>{body[cut:]}</script>"
+    for part in parts:
+        if part.component not in COMPONENTS:
+            raise LocalizeError(f"Unknown view component {part.component!r}.")
+        block = f"<h4>{html.escape(part.title)}</h4>"
+        if part.table is not None:
+            frame = pd.DataFrame(part.table["rows"], columns=part.table["columns"])
+            block += frame.to_html(index=False, escape=True, border=0)
+        element = f"circuits-vis-{uuid.uuid4().hex[:12]}"
+        block += (
+            f'<div id="{element}" style="margin: 15px 0;"></div><script>'
+            f'CircuitsVis.render("{element}", CircuitsVis.{part.component}, '
+            f"{script_json(part.props)})</script>"
         )
-    head = f"{BUNDLE_TAG}{bundle}</script>" if bundle is not None else ""
+        out.append(block)
+    head = f"{BUNDLE_TAG}{bundle()}</script>" if with_bundle and parts else ""
     return head + "\n".join(out)
 
 
 class HTMLView:
-    """Self-contained HTML with ``_repr_html_`` (Jupyter) and :meth:`save`."""
+    """Views with ``_repr_html_`` (Jupyter) and :meth:`save` (a standalone page that works
+    offline). The page carries the views' data as a JSON manifest, which is all that
+    ``tl-localize report`` reads back from it."""
 
-    def __init__(self, html: str) -> None:
-        self.html = html
+    def __init__(self, parts: Sequence[ViewPart]) -> None:
+        self.parts = list(parts)
+
+    @property
+    def html(self) -> str:
+        return render_parts(self.parts)
 
     def _repr_html_(self) -> str:
         return self.html
 
+    def manifest(self) -> str:
+        return script_json(
+            {"format": "tl_localize.views/1", "parts": [p.to_dict() for p in self.parts]}
+        )
+
     def save(self, path: str | Path) -> Path:
         path = Path(path)
-        path.write_text(f"<!DOCTYPE html><html><body>{self.html}</body></html>", "utf-8")
+        page = (
+            '<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>'
+            f'<script type="application/json" id="{MANIFEST_ID}">{self.manifest()}</script>'
+            f"{self.html}</body></html>"
+        )
+        path.write_text(page, "utf-8")
         return path
 
 
+def read_view(path: str | Path) -> list[ViewPart]:
+    """The views of a page written by :meth:`HTMLView.save`, from its manifest only: no
+    markup or script of the file is used. A file without a valid manifest is refused."""
+    text = Path(path).read_text(encoding="utf-8")
+    match = re.search(
+        rf'<script type="application/json" id="{MANIFEST_ID}">(.*?)</script>', text, re.S
+    )
+    if match is None:
+        raise LocalizeError(f"{path} is not a view saved by tl_localize (no manifest).")
+    try:
+        manifest = json.loads(match.group(1))
+    except json.JSONDecodeError as error:
+        raise LocalizeError(f"{path}: the view manifest is not valid JSON ({error}).") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != "tl_localize.views/1":
+        raise LocalizeError(f"{path}: unknown view manifest format.")
+    parts = []
+    for item in manifest.get("parts", []):
+        if not isinstance(item, dict) or item.get("component") not in COMPONENTS:
+            raise LocalizeError(f"{path}: a view names an unknown component; it is not rendered.")
+        if not isinstance(item.get("props"), dict) or not isinstance(item.get("title"), str):
+            raise LocalizeError(f"{path}: a view lacks its title or props.")
+        table = item.get("table")
+        if table is not None and not (
+            isinstance(table, dict) and isinstance(table.get("columns"), list)
+            and isinstance(table.get("rows"), list)
+        ):  # fmt: skip
+            raise LocalizeError(f"{path}: a view's table is malformed.")
+        parts.append(ViewPart(item["title"], item["component"], item["props"], table))
+    return parts
+
+
 def token_activations(
-    model: Any, text: str, units: Units, *, prepend_bos: bool | None = None
+    model: Model, text: str, units: Units, *, prepend_bos: bool | None = None
 ) -> tuple[list[str], Float[Tensor, "pos n_units"]]:
     """Per-token activations of each selected unit (row-major order) on one text."""
     units.check_model(model)
@@ -97,7 +203,7 @@ def token_activations(
 
 
 def _unit_columns(
-    model: Any, text: str, site_name: str, idx: Tensor, prepend_bos: bool | None
+    model: Model, text: str, site_name: str, idx: Tensor, prepend_bos: bool | None
 ) -> tuple[list[str], Tensor]:
     if len(idx) == 0:
         raise LocalizeError("The unit set is empty: nothing to show.")
@@ -115,9 +221,9 @@ def _unit_columns(
 
 
 def unit_tokens_view(
-    model: Any,
-    texts: Sequence[str],
-    units: Units,
+    model: Model,
+    units: Units | Sequence[str],
+    texts: Sequence[str] | Units,
     *,
     order: Float[Tensor, "layer unit"] | None = None,
     max_units: int = 12,
@@ -132,6 +238,13 @@ def unit_tokens_view(
     """
     import circuitsvis as cv
 
+    if isinstance(texts, Units) and not isinstance(units, Units):  # the old argument order
+        warn_deprecated(
+            "unit_tokens_view(model, texts, units)", "unit_tokens_view(model, units, texts)"
+        )
+        units, texts = texts, units
+    if not isinstance(units, Units) or isinstance(texts, Units):
+        raise LocalizeError("unit_tokens_view takes (model, units, texts).")
     units.check_model(model)
     idx = _ranked(units, order, max_units)
     labels = [f"L{layer}.{unit}" for layer, unit in idx.tolist()]
@@ -139,8 +252,8 @@ def unit_tokens_view(
     for text in texts:
         tokens, acts = _unit_columns(model, text, units.site, idx, prepend_bos)
         view = cv.tokens.colored_tokens_multi(tokens, acts, labels)
-        parts.append((f"<h4>{html.escape(text)}</h4>", view))
-    return HTMLView(compose(parts))
+        parts.append(ViewPart.from_circuitsvis(text, view))
+    return HTMLView(parts)
 
 
 def _texts(texts: Contrast | str | Sequence[str]) -> tuple[list[str], list[str | None]]:
@@ -165,7 +278,7 @@ def _ranked(units: Units, order: Float[Tensor, "layer unit"] | None, n: int) -> 
 
 
 def top_stimuli(
-    model: Any,
+    model: Model,
     units: Units,
     texts: Contrast | str | Sequence[str],
     *,
@@ -221,7 +334,7 @@ def top_stimuli(
 
 
 def top_stimuli_view(
-    model: Any,
+    model: Model,
     units: Units,
     texts: Contrast | str | Sequence[str],
     *,
@@ -246,12 +359,12 @@ def top_stimuli_view(
         values += [acts.float(), torch.zeros(1, len(labels))]
     view = cv.tokens.colored_tokens_multi(tokens, torch.cat(values), labels)
     summary = table.pivot_table(index="rank", columns="unit", values="text", aggfunc="first")
-    heading = "<h4>Top stimuli per unit</h4>" + summary[labels].to_html(escape=True)
-    return HTMLView(compose([(heading, view)]))
+    table = summary[labels].reset_index()
+    return HTMLView([ViewPart.from_circuitsvis("Top stimuli per unit", view, table)])
 
 
 def head_writes(
-    model: Any,
+    model: Model,
     units: Units,
     texts: Sequence[str],
     *,
@@ -280,7 +393,7 @@ def head_writes(
     downstream = units.mask.flip(0).cumsum(0).flip(0).float()
     last = int(units.layers()[-1])
     names = [get_site("attn_z").hook_name(layer) for layer in range(last + 1)]
-    w_o = model.W_O.detach().float()
+    w_o = weight(model, "W_O").detach().float()
     n_heads = int(w_o.shape[1])
     total = torch.zeros(n_layers, n_heads, dtype=torch.float64)
     n_tokens = 0
@@ -301,12 +414,12 @@ def head_writes(
             write = torch.einsum("bphe,hed->bphd", z, w_o[layer][:, :, dims]).abs()
             per_head = torch.einsum("bphd,d,bp->h", write, downstream[layer, dims], weights)
             total[layer] += per_head.double()
-    layer, head = torch.meshgrid(torch.arange(n_layers), torch.arange(n_heads), indexing="ij")
+    layers, heads = torch.meshgrid(torch.arange(n_layers), torch.arange(n_heads), indexing="ij")
     n_down = downstream.sum(1, keepdim=True).expand(n_layers, n_heads)
     frame = pd.DataFrame(
         {
-            "layer": layer.flatten().numpy(),
-            "head": head.flatten().numpy(),
+            "layer": layers.flatten().numpy(),
+            "head": heads.flatten().numpy(),
             "write": (total / n_tokens).flatten().numpy(),
             "n_downstream": n_down.flatten().numpy().astype(int),
         }
@@ -316,7 +429,7 @@ def head_writes(
 
 
 def head_attention_view(
-    model: Any,
+    model: Model,
     heads: pd.DataFrame | Sequence[tuple[int, int]],
     texts: Sequence[str],
     *,
@@ -353,5 +466,5 @@ def head_attention_view(
             attention=patterns.float(),
             attention_head_names=[f"L{layer}H{head}" for layer, head in heads],
         )
-        parts.append((f"<h4>{html.escape(text)}</h4>", view))
-    return HTMLView(compose(parts))
+        parts.append(ViewPart.from_circuitsvis(text, view))
+    return HTMLView(parts)

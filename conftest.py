@@ -1,0 +1,187 @@
+"""Fixtures for the tests and the package's doctests.
+
+Tiny random models built in memory (fast tier) and the embedded default model (model tier).
+
+The doctests of ``tl_localize`` run on a tiny random model (``model``) with a toy contrast,
+a localization of it (``loc``) and toy minimal pairs, so every ``>>>`` example runs in the
+fast tier without real weights.
+"""
+
+from __future__ import annotations
+
+import functools
+import string
+from pathlib import Path
+
+import pytest
+from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors
+from transformer_lens.config import TransformerBridgeConfig
+from transformer_lens.model_bridge import TransformerBridge
+from transformers import PreTrainedTokenizerFast
+
+TOY_PAIRS = (
+    ("the dogs run far", "the dogs ran far"),
+    ("a cat sat here", "a cat sit here"),
+    ("we go home now", "we gx home now"),
+    ("she has a pen", "she hss a pen"),
+    ("my owl flies", "my owl flied"),
+)
+
+
+def char_tokenizer(bos: bool = True, pad: bool = True) -> PreTrainedTokenizerFast:
+    """A character-level tokenizer built in memory (no download)."""
+    vocab = {"<pad>": 0, "<bos>": 1, "<unk>": 2}
+    for char in string.printable[:95]:
+        vocab.setdefault(char, len(vocab))
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    if bos:
+        backend.post_processor = processors.TemplateProcessing(
+            single="<bos> $A", special_tokens=[("<bos>", 1)]
+        )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<bos>" if bos else None,
+        pad_token="<pad>" if pad else None,
+        unk_token="<unk>",
+        model_max_length=64,
+    )
+    # The bridge rebuilds tokenizers from name_or_path unless told BOS is already handled.
+    tokenizer.init_kwargs["name_or_path"] = "char"
+    tokenizer.init_kwargs["add_bos_token"] = True
+    return tokenizer
+
+
+def tiny_model(n_layers: int = 3, d_model: int = 32, seed: int = 0, name: str = "tiny"):
+    tokenizer = char_tokenizer()
+    cfg = TransformerBridgeConfig(
+        d_model=d_model,
+        n_layers=n_layers,
+        n_heads=4,
+        d_head=d_model // 4,
+        d_mlp=2 * d_model,
+        n_ctx=64,
+        d_vocab=len(tokenizer.get_vocab()),
+        act_fn="gelu",
+        normalization_type="LN",
+        seed=seed,
+    )
+    model = TransformerBridge.boot_native(cfg, tokenizer=tokenizer)
+    model.eval()
+    model.cfg.model_name = name
+    return model
+
+
+def toy_contrast_factory():
+    from tl_localize import Contrast
+
+    words = [
+        f"the {w} sat on a mat" for w in ["cat", "dog", "owl", "fox", "hen", "ram", "cow", "elk"]
+    ]
+    junk = [f"zq{w}x vbk qqp" for w in ["ab", "cd", "ef", "gh", "ij", "kl", "mn", "op"]]
+    return Contrast("toy", {"words": words, "junk": junk}, "words", "junk", pooling="mean")
+
+
+@functools.cache
+def _doctest_names() -> dict:
+    import pandas as pd
+    import torch
+
+    from tl_localize import localize
+
+    model = tiny_model()
+    contrast = toy_contrast_factory()
+    return {
+        "model": model,
+        "toy_contrast": contrast,
+        "toy_pairs": list(TOY_PAIRS),
+        "loc": localize(model, contrast, top=6, progress=False),
+        "torch": torch,
+        "pd": pd,
+    }
+
+
+@pytest.fixture(autouse=True)
+def _doctest_namespace(request, doctest_namespace):
+    """Names the package's ``>>>`` examples use (only built for doctests)."""
+    if type(request.node).__name__ == "DoctestItem":
+        doctest_namespace.update(_doctest_names())
+
+
+SHARED_DATA = Path(__file__).resolve().parents[1] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    return tiny_model()
+
+
+@pytest.fixture(scope="session")
+def make_tiny():
+    """Build another tiny model: ``make_tiny(n_layers=2, name="other")``."""
+    return tiny_model
+
+
+@pytest.fixture(scope="session")
+def toy_contrast():
+    """Eight short sentences against eight letter strings, pooled by the mean."""
+    return toy_contrast_factory()
+
+
+@pytest.fixture(scope="session")
+def toy_pairs():
+    """Minimal pairs whose sentences have the same number of characters (tiny-model tokens)."""
+    return list(TOY_PAIRS)
+
+
+@pytest.fixture(scope="session")
+def default_model():
+    from tl_localize import load_model
+
+    return load_model()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data folder {SHARED_DATA} is absent")
+    return SHARED_DATA
+
+
+def save_tiny_hf(folder: Path, arch: str = "llama", seed: int = 0) -> Path:
+    """A tiny random Hugging Face model with the character tokenizer, saved as a local
+    folder (``arch``: ``"llama"`` or ``"gpt2"``): what ``load_model(folder)`` reads."""
+    import torch
+    from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
+
+    tokenizer = char_tokenizer()
+    tokenizer.model_max_length = 128
+    vocab = len(tokenizer.get_vocab())
+    special = {"bos_token_id": 1, "eos_token_id": 1, "pad_token_id": 0}
+    if arch == "llama":
+        config = LlamaConfig(
+            vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
+            tie_word_embeddings=False, **special,
+        )  # fmt: skip
+    elif arch == "gpt2":
+        config = GPT2Config(
+            vocab_size=vocab, n_embd=48, n_layer=3, n_head=4, n_positions=128, **special
+        )
+    else:
+        raise ValueError(f"unknown arch {arch!r}")
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_hf(tmp_path_factory):
+    """Two tiny random models saved as local HF folders: ``{"llama": path, "gpt2": path}``."""
+    root = tmp_path_factory.mktemp("hf")
+    return {
+        arch: save_tiny_hf(root / arch, arch, seed=i) for i, arch in enumerate(("llama", "gpt2"))
+    }

@@ -1,0 +1,206 @@
+"""Model checks: does this model's wiring give the numbers the toolkit relies on?
+
+TransformerLens' bridge has shipped silent numerical bugs (left padding once gave wrong
+logits; KV-cached generation degenerates on the default model with transformer-lens 4.3), so
+a run can prove its own wiring before it reports. :func:`check_model` returns one row per
+named check with the measured value, the tolerance and the status:
+
+- ``logits_vs_transformers``: the bridge's logits against the plain transformers model
+  loaded from the same files (eager attention), on a few texts;
+- ``pooled_batched_vs_single@<site>``: pooled activations of right-padded batches against
+  one text at a time, at every site;
+- ``empty_ablation_is_identity``: logits under ``ablated`` with an empty unit set are
+  bit-identical to the intact logits; ``ablation_changes_logits``: a non-empty set changes
+  them;
+- ``padding_leaves_logits``: a text's logits alone and right-padded in a batch agree;
+- ``bos``: BOS handling is what the tokenizer declares (prepended exactly once when asked);
+- ``generation_kv_cache``: greedy generation with the KV cache gives the tokens that
+  generation without it gives.
+
+:func:`tl_localize.models.default_to_uncached_generation` (called by ``load_model``) runs
+the last check once per model (cached by weights' fingerprint) and, where it fails, makes
+uncached generation the model's default, with one warning naming the check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+import torch
+
+from .activations import run_pooled, token_batches
+from .errors import LocalizeError
+from .models import generation_check, hf_tokenizer, model_fingerprint
+from .protocol import Model
+from .sites import SITES, get_site
+from .units import Units
+
+__all__ = ["TEXTS", "check_model", "check_pooling"]
+
+TEXTS = (
+    "The quick brown fox jumps over the lazy dog.",
+    "A short one.",
+    "Green ideas sleep while the committee debates.",
+)
+TOLERANCE = {"logits": 1e-3, "pooled": 1e-4, "padding": 1e-3}
+
+
+def _row(
+    check: str, value: float, tolerance: float | None, passed: bool | None, detail: str
+) -> dict:
+    status = "skip" if passed is None else ("pass" if passed else "fail")
+    return {
+        "check": check,
+        "value": value,
+        "tolerance": tolerance,
+        "passed": bool(passed) if passed is not None else True,
+        "status": status,
+        "detail": detail,
+    }
+
+
+def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    """max |a - b| relative to max |b| (absolute when b is all zero)."""
+    scale = float(b.abs().max()) or 1.0
+    return float((a.double() - b.double()).abs().max()) / scale
+
+
+def _logits(model: Model, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    with torch.inference_mode():
+        return model(ids, attention_mask=mask).float()
+
+
+def check_pooling(
+    model: Model, texts: Sequence[str] = TEXTS, *, site: str = "resid_post", pooling: str = "last"
+) -> dict:
+    """Pooled activations batched (right-padded) against one text at a time at ``site``."""
+    site_obj = get_site(site, model)
+    names = [site_obj.hook_name(layer) for layer in range(model.cfg.n_layers)]
+    texts = list(texts)
+    batched = {}
+    for batch in token_batches(model, texts, batch_size=len(texts)):
+        pooled = run_pooled(model, batch, names, pooling)
+        for row, index in enumerate(batch.index.tolist()):
+            batched[index] = torch.stack([pooled[n][row] for n in names])
+    worst = 0.0
+    for i, text in enumerate(texts):
+        single = token_batches(model, [text], batch_size=1)[0]
+        pooled = run_pooled(model, single, names, pooling)
+        worst = max(worst, _relative(batched[i], torch.stack([pooled[n][0] for n in names])))
+    tolerance = TOLERANCE["pooled"]
+    return _row(
+        f"pooled_batched_vs_single@{site}",
+        worst,
+        tolerance,
+        worst <= tolerance,
+        f"max relative difference over {len(texts)} texts, {pooling} pooling",
+    )
+
+
+def _transformers_logits(model: Model, texts: Sequence[str]) -> dict:
+    source = getattr(model, "tl_localize_source", None)
+    if not isinstance(source, dict):
+        return _row("logits_vs_transformers", float("nan"), TOLERANCE["logits"], None,
+                    "no transformers model behind this bridge (built natively)")  # fmt: skip
+    from transformers import AutoModelForCausalLM
+
+    dtype = getattr(torch, source["dtype"].removeprefix("torch."))
+    reference = AutoModelForCausalLM.from_pretrained(
+        source["source"], revision=source.get("revision"), dtype=dtype,
+        attn_implementation="eager",
+    ).eval()  # fmt: skip
+    worst = 0.0
+    tokenizer = hf_tokenizer(model)
+    for text in texts:
+        ids = tokenizer(text, return_tensors="pt")["input_ids"]
+        with torch.inference_mode():
+            expected = reference(ids).logits.float()
+        worst = max(worst, _relative(_logits(model, ids), expected))
+    del reference
+    tolerance = TOLERANCE["logits"] if dtype == torch.float32 else 5e-2
+    return _row("logits_vs_transformers", worst, tolerance, worst <= tolerance,
+                f"max relative difference of the logits on {len(texts)} texts")  # fmt: skip
+
+
+def _ablation_checks(model: Model, text: str) -> list[dict]:
+    from .ablation import ablated
+
+    site = get_site("resid_post", model)
+    width = site.n_units(model)
+    n_layers = int(model.cfg.n_layers)
+    ids = hf_tokenizer(model)(text, return_tensors="pt")["input_ids"]
+    intact = _logits(model, ids)
+    empty = Units(torch.zeros(n_layers, width, dtype=torch.bool), "resid_post",
+                  model.cfg.model_name, fingerprint=model_fingerprint(model))  # fmt: skip
+    with ablated(model, empty):
+        same = _logits(model, ids)
+    some = torch.zeros(n_layers, width, dtype=torch.bool)
+    some[:, : max(1, width // 10)] = True
+    with ablated(model, empty.with_mask(some)):
+        changed = _logits(model, ids)
+    difference = float((same - intact).abs().max())
+    moved = float((changed - intact).abs().max())
+    return [
+        _row("empty_ablation_is_identity", difference, 0.0, difference == 0.0,
+             "max |difference| of the logits with an empty unit set ablated"),
+        _row("ablation_changes_logits", moved, 0.0, moved > 0.0,
+             "max |difference| of the logits with 10% of the block outputs zeroed"),
+    ]  # fmt: skip
+
+
+def _padding_check(model: Model, texts: Sequence[str]) -> dict:
+    short, long = sorted(texts, key=len)[0], sorted(texts, key=len)[-1]
+    batch = token_batches(model, [short, long], batch_size=2)[0]
+    logits = _logits(model, batch.input_ids, batch.attention_mask)
+    row = batch.index.tolist().index(0)
+    n = int(batch.attention_mask[row].sum())
+    alone = _logits(model, batch.input_ids[row : row + 1, :n])
+    worst = _relative(logits[row, :n], alone[0])
+    return _row("padding_leaves_logits", worst, TOLERANCE["padding"], worst <= TOLERANCE["padding"],
+                "a text's logits right-padded in a batch against alone")  # fmt: skip
+
+
+def _bos_check(model: Model) -> dict:
+    from .activations import tokenize
+
+    tokenizer = hf_tokenizer(model)
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        return _row("bos", float("nan"), None, None, "the tokenizer declares no BOS token")
+    ids = tokenize(model, ["a b"], prepend_bos=True)[0]
+    ok = ids[0] == bos and ids.count(bos) == 1
+    default = tokenize(model, ["a b"])[0]
+    detail = (
+        f"BOS {tokenizer.decode([bos])!r} prepended once when asked; by default the tokenizer "
+        f"{'adds' if default[:1] == [bos] else 'does not add'} it"
+    )
+    return _row("bos", float(ids.count(bos)), 1.0, ok, detail)
+
+
+def check_model(
+    model: Model,
+    *,
+    texts: Sequence[str] = TEXTS,
+    sites: Sequence[str] | None = None,
+    generation: bool = True,
+) -> pd.DataFrame:
+    """Run every check (see the module docstring); one row per check: ``check``, ``value``,
+    ``tolerance``, ``passed``, ``status`` (``pass``, ``fail`` or ``skip``), ``detail``.
+
+    >>> frame = check_model(model, generation=False)
+    >>> bool(frame["passed"].all())
+    True
+    """
+    texts = list(texts)
+    if not texts:
+        raise LocalizeError("check_model needs at least one text.")
+    rows = [_transformers_logits(model, texts)]
+    for site in sites or [s for s in SITES if SITES[s].hook_name(0) in model.hook_dict]:
+        rows.append(check_pooling(model, texts, site=site))
+    rows += _ablation_checks(model, texts[0])
+    rows.append(_padding_check(model, texts))
+    rows.append(_bos_check(model))
+    if generation:
+        rows.append(generation_check(model))
+    return pd.DataFrame(rows)

@@ -1,0 +1,151 @@
+"""Minimal pairs: the built-in suite, BLiMP, and pairs in any form a user has them.
+
+A minimal pair is a grammatical sentence (``sentence_good``) and its ungrammatical twin
+(``sentence_bad``); the evaluation asks whether the model prefers the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..errors import LocalizeError
+from .io import read_csv, read_jsonl, resource_jsonl
+
+__all__ = [
+    "BLIMP_HUB",
+    "builtin_pairs",
+    "load_blimp",
+    "minimal_pairs_frame",
+    "read_pairs",
+]
+
+BLIMP_HUB = "nyu-mll/blimp"
+COLUMNS = ("sentence_good", "sentence_bad")
+
+
+def minimal_pairs_frame(pairs: Any) -> pd.DataFrame:
+    """Minimal pairs as a DataFrame with ``sentence_good`` and ``sentence_bad`` (from a
+    DataFrame, a list of dicts, or a list of (good, bad) tuples), checked: no empty text,
+    and no pair whose two sentences are the same (it has no right answer).
+
+    >>> minimal_pairs_frame([("dogs run", "dogs runs")]).columns.tolist()
+    ['sentence_good', 'sentence_bad']
+    """
+    if isinstance(pairs, pd.DataFrame):
+        frame = pairs.reset_index(drop=True)
+    elif isinstance(pairs, str | bytes) or not isinstance(pairs, Sequence):
+        raise LocalizeError(
+            "Minimal pairs are a DataFrame, a list of dicts with 'sentence_good' and "
+            f"'sentence_bad', or a list of (good, bad) tuples; got {type(pairs).__name__}."
+        )
+    elif pairs and all(isinstance(p, tuple | list) for p in pairs):
+        if any(len(p) != 2 for p in pairs):
+            raise LocalizeError("Each minimal pair tuple must be (good, bad): two sentences.")
+        frame = pd.DataFrame([list(p) for p in pairs], columns=list(COLUMNS))
+    else:
+        if any(not isinstance(p, dict) for p in pairs):
+            raise LocalizeError(
+                "Minimal pairs given as a list must all be dicts or all (good, bad) tuples."
+            )
+        frame = pd.DataFrame(list(pairs))
+    missing = set(COLUMNS) - set(frame.columns)
+    if missing or frame.empty:
+        raise LocalizeError(
+            "Minimal pairs need 'sentence_good' and 'sentence_bad' (a DataFrame, a list of "
+            f"dicts, or a list of (good, bad) tuples); got columns {list(frame.columns)}"
+            f"{' and no rows' if frame.empty and not missing else ''}."
+        )
+    for col in COLUMNS:
+        for i, text in enumerate(frame[col]):
+            if not isinstance(text, str) or not text.strip():
+                raise LocalizeError(f"Pair {i}: {col} is empty ({text!r}); remove or fix it.")
+    same = (frame["sentence_good"].str.strip() == frame["sentence_bad"].str.strip()).to_numpy()
+    if same.any():
+        i = int(same.argmax())
+        raise LocalizeError(
+            f"Pair {i}: sentence_good and sentence_bad are the same text "
+            f"({frame['sentence_good'][i]!r}), so neither can be preferred; remove or fix it."
+        )
+    return frame
+
+
+def read_pairs(path: str | Path) -> pd.DataFrame:
+    """Minimal pairs from a ``.csv`` or ``.jsonl`` file with ``sentence_good`` and
+    ``sentence_bad`` (other columns are kept)."""
+    path = Path(path)
+    if path.suffix not in (".csv", ".jsonl"):
+        raise LocalizeError(
+            f"{path}: minimal pairs are read from a .csv or .jsonl file with sentence_good and "
+            "sentence_bad columns."
+        )
+    if path.suffix == ".jsonl":
+        return minimal_pairs_frame(read_jsonl(path))
+    return minimal_pairs_frame(read_csv(path, "CSV file of minimal pairs", keep_default_na=False))
+
+
+def builtin_pairs() -> pd.DataFrame:
+    """The toolkit's own minimal-pair suite (agreement, anaphora, NPIs, filler-gap,
+    argument structure, islands): ``phenomenon``, ``paradigm``, ``pair_id``, sentences."""
+    return pd.DataFrame(resource_jsonl("minimal_pairs", "pairs.jsonl"))
+
+
+def load_blimp(
+    source: str | Path,
+    paradigms: Sequence[str] | None = None,
+    n_per_paradigm: int | None = None,
+) -> pd.DataFrame:
+    """BLiMP pairs from a folder of ``{paradigm}.jsonl`` files (or the hub dataset, online),
+    with a ``paradigm`` column; ``n_per_paradigm`` keeps the first N pairs of each."""
+    if n_per_paradigm is not None and n_per_paradigm < 1:
+        raise LocalizeError(f"n_per_paradigm must be at least 1, got {n_per_paradigm}.")
+    folder = Path(source)
+    if folder.is_dir():
+        files = {p.stem: p for p in sorted(folder.glob("*.jsonl"))}
+        if not files:
+            raise LocalizeError(f"No .jsonl files in {folder}: expected BLiMP paradigms.")
+        chosen = list(files) if paradigms is None else list(paradigms)
+        unknown = [p for p in chosen if p not in files]
+        if unknown:
+            raise LocalizeError(
+                f"Unknown BLiMP paradigm {unknown[0]!r}. Paradigms in {folder}: {sorted(files)}."
+            )
+        frames = []
+        for name in chosen:
+            rows = read_jsonl(files[name])[:n_per_paradigm]
+            if not rows:
+                raise LocalizeError(f"{files[name]} holds no pairs.")
+            frame = pd.DataFrame(rows)
+            frame.insert(0, "paradigm", name)
+            frames.append(frame)
+        return minimal_pairs_frame(pd.concat(frames, ignore_index=True))
+    if str(source) != BLIMP_HUB:
+        raise LocalizeError(
+            f"{source} is not a folder of BLiMP .jsonl files (nor the hub name {BLIMP_HUB!r}, "
+            "which needs network access)."
+        )
+    return _load_blimp_hub(str(source), paradigms, n_per_paradigm)
+
+
+def _load_blimp_hub(
+    name: str, paradigms: Sequence[str] | None, n_per_paradigm: int | None
+) -> pd.DataFrame:
+    try:
+        import datasets  # type: ignore[import-not-found, unused-ignore]
+    except ImportError as error:
+        raise LocalizeError(
+            "Loading BLiMP from the hub needs the 'datasets' package and network access; "
+            "offline, pass a folder of BLiMP .jsonl files."
+        ) from error
+    if paradigms is None:
+        raise LocalizeError("From the hub, name the paradigms to load (paradigms=[...]).")
+    frames = []
+    for paradigm in paradigms:
+        frame = datasets.load_dataset(name, paradigm, split="train").to_pandas()
+        frame = frame.iloc[:n_per_paradigm] if n_per_paradigm else frame
+        frame.insert(0, "paradigm", paradigm)
+        frames.append(frame)
+    return minimal_pairs_frame(pd.concat(frames, ignore_index=True))

@@ -1,0 +1,59 @@
+"""What tl_localize needs of a model, as a typed protocol.
+
+Every function that runs a model takes a :class:`Model`: a TransformerLens
+``TransformerBridge`` satisfies it (``load_model`` returns one, and
+``TransformerBridge.boot_native`` builds a tiny one), and so does anything else with the same
+hook interface. ``load_model`` also sets ``model.hf_tokenizer`` (the model's own tokenizer);
+code reads it through :func:`tl_localize.models.hf_tokenizer`, which falls back to
+``model.tokenizer``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["Hook", "Hooks", "Model", "ModelConfig", "weight"]
+
+# A TransformerLens forward hook: (hook name, fn(activation, hook) -> activation or None)
+Hook = tuple[str, Callable[..., Any]]
+Hooks = Sequence[Hook]
+
+
+class ModelConfig(Protocol):
+    """The configuration fields tl_localize reads (``model.cfg``)."""
+
+    model_name: str
+    n_layers: int
+    d_model: int
+    d_mlp: int | None
+    n_heads: int
+    d_head: int
+    n_ctx: int
+    d_vocab: int
+
+
+@runtime_checkable
+class Model(Protocol):
+    """A causal language model with TransformerLens' hook interface."""
+
+    cfg: Any  # a ModelConfig; Any at run time so that bridge configs of any class pass
+    tokenizer: Any
+    hook_dict: Mapping[str, Any]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    def run_with_hooks(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    def run_with_cache(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    def hooks(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+def weight(model: Model, name: str) -> Any:
+    """A model's stacked weight by its TransformerLens name (``W_U``, ``W_O``, ``W_out``) or
+    a component (``ln_final``). Not part of :class:`Model`: checking that a model has them
+    would read them, and a model offloaded to disk cannot be read without loading them."""
+    return getattr(model, name)
