@@ -34,6 +34,8 @@ _EXPORTS: dict[str, str] = {
     "Overlap": "networks",
     "PRESETS": "localize",
     "SITES": "sites",
+    "Study": "study",
+    "StudyResult": "study",
     "Site": "sites",
     "TASKS": "tasks",
     "Task": "tasks",
@@ -65,6 +67,7 @@ _EXPORTS: dict[str, str] = {
     "plot_profile": "networks",
     "profile": "networks",
     "register_task": "tasks",
+    "run_study": "study",
     "reliability": "reliability",
     "sentence_features": "brain",
     "top_stimuli": "views",
@@ -74,7 +77,7 @@ _EXPORTS: dict[str, str] = {
     "unit_tokens_view": "views",
     "write_report": "report",
 }
-_SUBMODULES = ("data", "evaluate", "tasks")
+_SUBMODULES = ("data", "evaluate", "study", "tasks")
 
 __all__ = [
     "PRESETS",
@@ -92,6 +95,8 @@ __all__ = [
     "Model",
     "Overlap",
     "Site",
+    "Study",
+    "StudyResult",
     "Task",
     "Units",
     "ablated",
@@ -124,6 +129,7 @@ __all__ = [
     "profile",
     "register_task",
     "reliability",
+    "run_study",
     "sentence_features",
     "tasks",
     "top_stimuli",
@@ -201,6 +207,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from .reliability import reliability
     from .report import write_report
     from .sites import SITES, Site
+    from .study import Study, StudyResult, run_study
     from .tasks import TASKS, Task, get_task, register_task
     from .units import Units
     from .views import (

@@ -1,0 +1,359 @@
+"""Studies: the spec and its checks (fast tier), and studies run end to end on tiny models
+saved as local Hugging Face folders (``study`` tier), locally, killed and resumed, with a
+failing model, sharded, over checkpoints, on a real local Ray instance (``ray`` tier), and
+with the embedded default model among them (``model`` tier)."""
+
+import io
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from tl_localize import LocalizeError, load_model, localize
+from tl_localize.cli import main
+from tl_localize.study import Study, StudyResult, plan_study, run_study
+
+STIMULI = ["the cat sat on the mat", "a dog ran in the park", "we saw a red fox",
+           "the hen laid an egg", "my owl sleeps all day", "the cow ate the grass",
+           "an elk stood still", "the ram ran up the hill"]  # fmt: skip
+JUNK = ["zq vbk qqp", "plo fwe zzt", "xxv qql mmp", "brq tts vvn", "kkl zzr oop",
+        "fft yyq wwe", "gzq pqt lln", "rrm ssd qqw"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def small_contrast(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("contrast")
+    frame = pd.DataFrame({"text": STIMULI + JUNK, "condition": ["S"] * 8 + ["N"] * 8})
+    frame.to_csv(folder / "small.csv", index=False)
+    return folder / "small.csv"
+
+
+def spec(models, contrast, **extra):
+    data = {
+        "name": "tiny-study",
+        "models": models,
+        "networks": [
+            {
+                "name": "lang",
+                "contrast": str(contrast),
+                "positive": "S",
+                "negative": "N",
+                "top": [0.05],
+            }
+        ],  # fmt: skip
+        "ablation": {"n_random": 1, "n_boot": 200},
+        "tasks": {"builtin": {"n_per_paradigm": 1}},
+    }
+    data.update(extra)
+    return data
+
+
+def tiny_models(tiny_hf):
+    return [{"label": "llama", "spec": str(tiny_hf["llama"])},
+            {"label": "gpt2", "spec": str(tiny_hf["gpt2"])}]  # fmt: skip
+
+
+# -- the spec (fast tier) ---------------------------------------------------------------
+def test_a_study_file_reads_and_plans(tmp_path, small_contrast, tiny_hf):
+    text = f"""
+name = "toml-study"
+[[models]]
+label = "llama"
+spec = "{tiny_hf["llama"]}"
+dtype = "float32"
+[[networks]]
+name = "lang"
+contrast = "{small_contrast}"
+positive = "S"
+negative = "N"
+top = [0.05, 0.1]
+[ablation]
+match = ["uniform"]
+n_random = 2
+[tasks.builtin]
+n_per_paradigm = 1
+[attribution]
+tasks = ["builtin"]
+"""
+    (tmp_path / "study.toml").write_text(text)
+    study = Study.from_toml(tmp_path / "study.toml")
+    assert study.name == "toml-study" and study.networks[0].top == [0.05, 0.1]
+    jobs = plan_study(study)
+    kinds = pd.Series([j.kind for j in jobs]).value_counts().to_dict()
+    # localize, intact, 2 fractions x (selected + 2 uniform seeds), attribution
+    assert kinds == {"localize": 1, "evaluate": 1 + 2 * 3, "attribution": 1}
+    assert len({j.key for j in jobs}) == len(jobs) and len({j.id for j in jobs}) == len(jobs)
+    assert jobs[0].kind == "localize" and all(
+        j.depends == ("llama/localize-lang",) for j in jobs if j.set in ("selected", "random")
+    )
+    # a changed setting changes the keys of what depends on it, and only those
+    again = Study.from_dict({**json.loads(json.dumps(study.to_dict())), "attribution": {
+        "tasks": ["builtin"], "n_items": 4}})  # fmt: skip
+    changed = {j.id for j, k in zip(jobs, plan_study(again), strict=True) if j.key != k.key}
+    assert changed == {"llama/attribution-lang-builtin"}
+
+
+BAD_SPECS = [
+    ({"models": []}, "models: the study names no model"),
+    ({"models": [{"label": "a"}, {"label": "a"}]}, r"models\[1\].label: 'a' is used twice"),
+    ({"models": [{"label": "a", "device_map": 3}]}, r"models\[0\].device_map: expected a string"),
+    ({"models": [{"label": "a", "spec": "missing.gguf"}]}, r"models\[0\].spec: no model file"),
+    ({"models": [{"label": "a", "dtype": "float64"}]}, r"models\[0\].dtype: 'float64' is not one"),
+    ({"models": [{"label": "a", "colour": 1}]}, r"models\[0\].colour: unknown key; allowed"),
+    ({"networks": [{"name": "x", "contrast": "vision"}]}, r"networks\[0\].contrast: 'vision'"),
+    ({"networks": [{"name": "x", "site": "neurons"}]}, r"networks\[0\].site: 'neurons' is not"),
+    ({"networks": [{"name": "x", "top": [1.5]}]}, r"networks\[0\].top\[0\]: 1.5 is not a fraction"),
+    ({"networks": [{"name": "x", "tasks": ["glue"]}]}, r"networks\[0\].tasks\[0\]: 'glue' is not"),
+    ({"tasks": {"glue": {}}}, r"tasks.glue: unknown task"),
+    ({"tasks": {"blimp": {}}}, r"tasks.blimp.blimp: required"),
+    ({"tasks": {"blimp": {"blimp": "nowhere"}}}, r"tasks.blimp.blimp: no file or folder"),
+    ({"tasks": {}}, r"networks\[0\]: network 'lang' has no task to be ablated for"),
+    ({"ablation": {"method": "drop"}}, r"ablation.method: 'drop' is not one of"),
+    ({"ablation": {"n_random": -1}}, r"ablation.n_random: expected a whole number"),
+    ({"brain": {"data": [{"path": "none.csv"}]}}, r"brain.data\[0\].path: no file"),
+    ({"attribution": {"tasks": ["arithmetic"]}}, r"attribution.tasks\[0\]: 'arithmetic' is not"),
+    ({"colour": "red"}, r"colour: unknown key; allowed here"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), BAD_SPECS)
+def test_bad_specs_are_refused_with_the_key_path(change, message, small_contrast, tmp_path):
+    data = spec([{"label": "m"}], small_contrast)
+    data.update(change)
+    with pytest.raises(LocalizeError, match=message):
+        Study.from_dict(data, base=tmp_path)
+
+
+def test_bad_runs_are_refused_before_any_model_loads(tmp_path, small_contrast, monkeypatch):
+    import tl_localize.study.worker as worker
+
+    monkeypatch.setattr(worker, "load_model", lambda *a, **k: pytest.fail("a model loaded"))
+    study = Study.from_dict(spec([{"label": "m"}], small_contrast))
+    with pytest.raises(LocalizeError, match="Unknown executor 'slurm'"):
+        run_study(study, tmp_path / "s", executor="slurm")
+    monkeypatch.setitem(sys.modules, "ray", None)  # Ray not installed
+    with pytest.raises(LocalizeError, match=r"needs Ray, which is not installed: pip install"):
+        run_study(study, tmp_path / "s", executor="ray")
+    monkeypatch.undo()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "study.json").write_text(json.dumps({"study": {"name": "another"}}))
+    with pytest.raises(LocalizeError, match="holds another study"):
+        run_study(study, other)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("keep me")
+    with pytest.raises(LocalizeError, match="not empty and is not a study folder"):
+        run_study(study, tmp_path / "notes")
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"
+    with pytest.raises(LocalizeError, match="the current folder"):
+        run_study(study, Path.cwd())
+
+
+# -- end to end on tiny models (study tier) -----------------------------------------------
+@pytest.mark.study
+def test_a_study_runs_resumes_and_reports(tmp_path, small_contrast, tiny_hf, capsys):
+    data = spec(tiny_models(tiny_hf), small_contrast,
+                attribution={"tasks": ["builtin"], "n_items": 4})  # fmt: skip
+    (tmp_path / "study.toml").write_text(_toml(data))
+    out = tmp_path / "out"
+    assert main(["study", "run", str(tmp_path / "study.toml"), "--out", str(out), "--quiet"]) == 0
+    result = StudyResult(out)
+    status = result.status()
+    assert (status["status"] == "done").all(), status
+    frame = result.frame()
+    assert set(frame["model"]) == {"llama", "gpt2"}
+    assert set(frame["set"]) == {"intact", "selected", "random"} and set(frame["match"].dropna()) == {
+        "uniform", "magnitude"}  # fmt: skip
+    assert len(result.verdicts()) == 2 * 2  # two models x two control kinds
+    headline = result.headline()
+    assert list(headline.columns[:4]) == ["model", "network", "task", "selected_change_pct"]
+    assert {p.name for p in out.iterdir()} >= {"study.json", "plan.json", "state", "jobs",
+                                               "results.csv", "verdicts.csv", "failures.csv"}  # fmt: skip
+    written = pd.read_csv(out / "results.csv")
+    pd.testing.assert_frame_equal(written, pd.read_csv(io.StringIO(frame.to_csv(index=False))))
+    # the job folders are ordinary results folders
+    loc = result.localization("gpt2", "lang")
+    assert loc.units.model_name == "gpt2" and len(loc.units) == int(0.05 * 3 * 48)
+    # a second run does nothing and loads no model
+    start = time.perf_counter()
+    again = run_study(tmp_path / "study.toml", out, progress=False)
+    assert again.run_counts["loads"] == {} and again.run_counts["ran"] == []
+    assert time.perf_counter() - start < 60  # (generous: the benchmark measures it)
+    # status and report from the command line
+    assert main(["study", "status", str(out)]) == 0
+    assert "done" in capsys.readouterr().out
+    assert main(["study", "report", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    assert "<h2>Headline</h2>" in page and page.count("<img ") >= 3  # ablation, depth, matrix
+    assert "does not hold" in page or "holds" in page
+
+
+def _toml(data):
+    lines = [f'name = "{data["name"]}"']
+    for model in data["models"]:
+        lines += ["[[models]]", *(f'{k} = "{v}"' for k, v in model.items())]
+    for network in data["networks"]:
+        lines.append("[[networks]]")
+        for k, v in network.items():
+            lines.append(f"{k} = {json.dumps(v)}")
+    for section in ("ablation", "attribution"):
+        if section in data:
+            lines.append(f"[{section}]")
+            lines += [f"{k} = {json.dumps(v)}" for k, v in data[section].items()]
+    for task, options in data["tasks"].items():
+        lines.append(f"[tasks.{task}]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in options.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _log(out):
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.study
+def test_a_killed_run_resumes_where_it_stopped(tmp_path, small_contrast, tiny_hf):
+    (tmp_path / "study.toml").write_text(_toml(spec(tiny_models(tiny_hf), small_contrast)))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "tl_localize.cli", "study", "run",
+               str(tmp_path / "study.toml"), "--out", str(out), "--quiet"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill it once the first model's first jobs are done
+        done = list((out / "jobs" / "llama").glob("eval-*")) if (out / "jobs").exists() else []
+        if len(done) >= 2:
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    plan = StudyResult(out).plan
+    finished_before = [j.id for j in plan if (j.folder(out) / "record.json").is_file()]
+    assert 2 <= len(finished_before) < len(plan)
+    status = StudyResult(out).status().set_index("model")
+    assert "interrupted" in set(status["status"]) or "pending" in set(status["status"])
+    result = run_study(tmp_path / "study.toml", out, progress=False)
+    assert set(result.run_counts["ran"]).isdisjoint(finished_before)
+    assert set(result.run_counts["ran"]) | set(finished_before) == {j.id for j in plan}
+    assert all(n == 1 for n in result.run_counts["loads"].values())
+    assert (result.status()["status"] == "done").all()
+    # no leftover temporary folder counts as a result, and none is left behind
+    assert not list((out / "jobs").rglob(".*.partial-*"))
+
+
+@pytest.mark.study
+def test_a_failing_model_is_recorded_and_the_others_finish(tmp_path, small_contrast, tiny_hf):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_hf["gpt2"], broken)
+    (broken / "model.safetensors").write_bytes(b"not safetensors at all")
+    models = [
+        {"label": "broken", "spec": str(broken)},
+        {"label": "llama", "spec": str(tiny_hf["llama"])},
+    ]
+    study = Study.from_dict(spec(models, small_contrast))
+    out = tmp_path / "out"
+    result = run_study(study, out, progress=False)
+    failures = result.failures()
+    assert set(failures["model"]) == {"broken"} and len(failures) == 1 + 1 + 3
+    assert failures["error"].str.contains("could not be loaded").all()
+    assert failures["traceback"].str.contains("Traceback").all()
+    status = result.status()
+    assert (status[status["model"] == "llama"]["status"] == "done").all()
+    assert set(result.frame()["model"]) == {"llama"}
+    # a plain rerun leaves failed jobs alone; --retry-failed reruns only them
+    assert run_study(study, out, progress=False).run_counts["ran"] == []
+    shutil.copy(tiny_hf["gpt2"] / "model.safetensors", broken / "model.safetensors")
+    retried = run_study(study, out, retry_failed=True, progress=False)
+    assert sorted(retried.run_counts["ran"]) == sorted(
+        f"{r.model}/{r.job}" for r in failures.itertuples()
+    )
+    assert retried.failures().empty and set(retried.frame()["model"]) == {"broken", "llama"}
+
+
+@pytest.mark.study
+def test_a_checkpoint_sweep(tmp_path, small_contrast, tiny_hf):
+    from conftest import save_tiny_hf
+
+    checkpoints = tmp_path / "checkpoints"
+    for i, step in enumerate(("step-100", "step-200")):
+        save_tiny_hf(checkpoints / step, "llama", seed=10 + i)
+    models = [{"label": f"llama-{s}", "spec": str(checkpoints), "revision": s}
+              for s in ("step-100", "step-200")]  # fmt: skip
+    result = run_study(Study.from_dict(spec(models, small_contrast)), tmp_path / "out",
+                       progress=False)  # fmt: skip
+    frame = result.frame()
+    assert set(frame["revision"].dropna()) == {"step-100", "step-200"}
+    masks = [result.localization(m["label"], "lang").units for m in models]
+    assert masks[0].fingerprint != masks[1].fingerprint  # two checkpoints told apart
+    assert "sweep" in result.figures()
+
+
+@pytest.mark.study
+def test_sharded_equals_unsharded(tiny_hf):
+    from tl_localize import compare_ablation, unit_attribution
+    from tl_localize.models import model_fingerprint
+
+    from conftest import TOY_PAIRS, toy_contrast_factory
+
+    whole = load_model(tiny_hf["llama"])
+    device_map = {"model.embed_tokens": "cpu", "model.layers.0": "cpu", "model.layers.1": "disk",
+                  "model.norm": "cpu", "model.rotary_emb": "cpu", "lm_head": "cpu"}  # fmt: skip
+    sharded = load_model(tiny_hf["llama"], device_map=device_map)
+    assert any(p.device.type == "meta" for p in sharded.parameters())  # really offloaded
+    assert model_fingerprint(sharded) == model_fingerprint(whole)
+    contrast = toy_contrast_factory()
+    a, b = (localize(m, contrast, top=5, progress=False) for m in (whole, sharded))
+    assert torch.equal(a.units.mask, b.units.mask)
+    torch.testing.assert_close(a.stats["t"], b.stats["t"])
+    task = ("pairs", lambda model, **kw: __import__("tl_localize").evaluate.minimal_pairs(
+        model, list(TOY_PAIRS), **kw))  # fmt: skip
+    x, y = (compare_ablation(m, loc, [task], n_random=1, match="uniform", n_boot=100,
+                             progress=False) for m, loc in ((whole, a), (sharded, b)))  # fmt: skip
+    pd.testing.assert_frame_equal(x.items, y.items)
+    p, q = (unit_attribution(m, "resid_post", list(TOY_PAIRS), progress=False)
+            for m in (whole, sharded))  # fmt: skip
+    torch.testing.assert_close(p.scores["patch_mean"], q.scores["patch_mean"])
+    with pytest.raises(LocalizeError, match="max_memory= goes with device_map="):
+        load_model(tiny_hf["llama"], max_memory={"cpu": "1GiB"})
+
+
+@pytest.mark.study
+@pytest.mark.ray
+def test_ray_gives_the_local_results(tmp_path, small_contrast, tiny_hf):
+    study = Study.from_dict(spec(tiny_models(tiny_hf), small_contrast))
+    local = run_study(study, tmp_path / "local", progress=False)
+    ray = run_study(study, tmp_path / "ray", executor="ray", progress=False)
+    assert ray.run_counts["loads"] == {"llama": 1, "gpt2": 1}
+    pd.testing.assert_frame_equal(local.frame(), ray.frame(), rtol=1e-6)
+    for model in ("llama", "gpt2"):
+        assert local.localization(model, "lang").units == ray.localization(model, "lang").units
+    with pytest.raises(LocalizeError, match="Could not reach the Ray cluster"):
+        run_study(study, tmp_path / "nowhere", executor="ray", address="ray://127.0.0.1:9")
+
+
+@pytest.mark.model
+@pytest.mark.study
+def test_three_models_of_different_shapes(tmp_path, small_contrast, tiny_hf, default_model):
+    models = [{"label": "smollm2", "dtype": "float32"}, *tiny_models(tiny_hf)]
+    result = run_study(Study.from_dict(spec(models, small_contrast)), tmp_path / "out",
+                       progress=False)  # fmt: skip
+    assert result.run_counts["loads"] == {"smollm2": 1, "llama": 1, "gpt2": 1}
+    frame = result.frame()
+    assert set(frame["model"]) == {"smollm2", "llama", "gpt2"}
+    sizes = frame[frame["set"] == "selected"].set_index("model")["n_units"].to_dict()
+    assert sizes == {"smollm2": int(0.05 * 30 * 576), "llama": int(0.05 * 2 * 32),
+                     "gpt2": int(0.05 * 3 * 48)}  # fmt: skip
+    loc = result.localization("smollm2", "lang")
+    assert loc.units == localize(default_model, loc_contrast(small_contrast), top=0.05,
+                                 progress=False).units  # fmt: skip
+
+
+def loc_contrast(path):
+    from tl_localize import Contrast
+
+    return Contrast.from_csv(path, positive="S", negative="N")

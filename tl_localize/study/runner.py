@@ -1,0 +1,474 @@
+"""Running a study: resumable, with failures contained, locally or on Ray.
+
+``run_study(study, out)`` plans the jobs, skips every job whose folder is complete with its
+current key, and runs the rest model by model (each model loaded once per worker). Each job
+writes its own atomic results folder, so a killed run (SIGINT, SIGKILL, a lost worker)
+leaves nothing half-written that counts as done; the next run resumes. A model that cannot
+load or a job that raises is recorded (model, job, error, traceback) in ``state/`` and the
+failures table, and the other models go on; ``retry_failed=True`` reruns only those.
+
+Layout of a study folder::
+
+    study.json    the spec (and its digest), what plan.json was made from
+    plan.json     every job: model, kind, network, task, set, key
+    state/        one JSON file per job: status, times, error
+    log.jsonl     what each run did (model loads, jobs run, skipped, failed)
+    jobs/MODEL/JOB/   each job's results folder (record.json says how it was made)
+    results.csv, verdicts.csv, failures.csv, figures/, report.html   (made from the jobs)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from ..errors import LocalizeError
+from ..results import check_location, now
+from .plan import Job, model_key, plan_study
+from .spec import ModelSpec, Study
+from .worker import ModelRunner, finished
+
+__all__ = ["EXECUTORS", "estimate_memory", "run_study"]
+
+EXECUTORS = ("local", "ray")
+RAY_INSTALL = "pip install 'tl_localize[ray]'"
+
+
+# -- the study folder ------------------------------------------------------------------------
+def _write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (a temporary file renamed into place)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(handle, "w", encoding="utf-8") as file:
+        json.dump(data, file, indent=2, default=str)
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+class StudyFolder:
+    """The files of a study folder: spec, plan, job states, log."""
+
+    def __init__(self, out: str | Path) -> None:
+        self.out = Path(out)
+
+    @property
+    def exists(self) -> bool:
+        return (self.out / "study.json").is_file()
+
+    def spec(self) -> dict[str, Any] | None:
+        found = _read_json(self.out / "study.json")
+        return found if isinstance(found, dict) else None
+
+    def plan(self) -> list[Job]:
+        found = _read_json(self.out / "plan.json")
+        if not isinstance(found, list):
+            raise LocalizeError(f"{self.out} holds no plan.json: not a study folder.")
+        return [Job.from_dict(item) for item in found]
+
+    def state_path(self, job: Job) -> Path:
+        return self.out / "state" / job.model / f"{job.name}.json"
+
+    def state(self, job: Job) -> dict[str, Any] | None:
+        found = _read_json(self.state_path(job))
+        return found if isinstance(found, dict) else None
+
+    def set_state(self, job: Job, status: str, **info: Any) -> None:
+        _write_json(
+            self.state_path(job),
+            {"job": job.id, "key": job.key, "status": status, "host": socket.gethostname(),
+             "pid": os.getpid(), "time": now(), **info},
+        )  # fmt: skip
+
+    def log(self, event: str, **info: Any) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        with open(self.out / "log.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"time": now(), "event": event, **info}, default=str) + "\n")
+
+
+def _check_folder(study: Study, out: Path, *, force: bool) -> None:
+    """The study folder: new, empty, or this study's. Another study's is refused unless
+    forced; a folder holding other things is always refused."""
+    check_location(out)  # refuses a file, the current folder, one above it, home, the root
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise LocalizeError(f"The output {out} is a file; name a folder for the study.")
+    folder = StudyFolder(out)
+    if folder.exists:
+        spec = folder.spec() or {}
+        name = (spec.get("study") or {}).get("name")
+        if name != study.name and not force:
+            raise LocalizeError(
+                f"{out} holds another study ({name!r}, not {study.name!r}); choose another "
+                "folder, or pass --force (force=True) to run this study there too."
+            )
+        return
+    entries = [p.name for p in out.iterdir() if not p.name.startswith(".")]
+    if entries:
+        raise LocalizeError(
+            f"{out} is not empty and is not a study folder ({', '.join(entries[:4])}); name a "
+            "new folder for the study."
+        )
+
+
+# -- memory -----------------------------------------------------------------------------------
+def _parameters(spec: ModelSpec) -> int | None:
+    """The number of parameters, read from the config (no weights loaded), when known."""
+    from ..models import default_model_path
+
+    source = Path(spec.spec) if spec.spec is not None else default_model_path()
+    if source.is_file() and source.suffix == ".gguf":
+        try:
+            from gguf import GGUFReader
+
+            return int(sum(int(t.n_elements) for t in GGUFReader(str(source)).tensors))
+        except (ImportError, OSError, ValueError):
+            return None
+    folder = source / spec.revision if source.is_dir() and spec.revision else source
+    if not folder.is_dir():
+        return None  # a hub name: not known offline
+    try:
+        from accelerate import init_empty_weights
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        config = AutoConfig.from_pretrained(folder)
+        with init_empty_weights():
+            empty = AutoModelForCausalLM.from_config(config)
+        return int(sum(p.numel() for p in empty.parameters()))
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def estimate_memory(spec: ModelSpec, batch_size: int = 32, tokens: int = 128) -> dict[str, Any]:
+    """What a model needs: weights (parameters x bytes of the dtype) plus activations for a
+    batch (a rough bound: batch x tokens x 4 bytes x (hidden width x layers + vocabulary)),
+    and what the device has available."""
+    import psutil  # type: ignore[import-untyped]
+    import torch
+
+    from ..models import resolve_dtype
+
+    dtype = resolve_dtype(spec.dtype, spec.device)
+    n_params = _parameters(spec)
+    weights = None if n_params is None else n_params * torch.tensor([], dtype=dtype).element_size()
+    activations = batch_size * tokens * 4 * 60_000  # width x layers + vocabulary, upper-ish
+    device = spec.device or "cpu"
+    if spec.device_map is not None:
+        available = None  # placement is accelerate's; offloading makes it fit
+    elif device.startswith("cuda") and torch.cuda.is_available():
+        available = int(torch.cuda.mem_get_info(torch.device(device))[0])
+    else:
+        available = int(psutil.virtual_memory().available)
+    needed = None if weights is None else weights + activations
+    return {
+        "model": spec.label,
+        "parameters": n_params,
+        "dtype": str(dtype).removeprefix("torch."),
+        "weights_bytes": weights,
+        "activation_bytes": activations,
+        "needed_bytes": needed,
+        "available_bytes": available,
+        "fits": None if needed is None or available is None else needed <= available,
+    }
+
+
+def _gib(value: int | None) -> str:
+    return "unknown" if value is None else f"{value / 2**30:.2f} GiB"
+
+
+# -- executors --------------------------------------------------------------------------------
+Report = Callable[[Job, dict[str, Any]], None]
+
+
+def _run_local(study: Study, out: Path, todo: dict[str, list[Job]], plan: list[Job],
+               report: Report, start: Callable[[str], None]) -> dict[str, int]:  # fmt: skip
+    loads = {}
+    for label, jobs in todo.items():
+        start(label)
+        runner = ModelRunner(study, label, out, plan)
+        try:
+            runner.load()
+        except Exception as error:  # an unloadable model fails its jobs; the others go on
+            failure = _load_failure(error)
+            for job in jobs:
+                report(job, failure)
+            loads[label] = runner.loads
+            continue
+        for job in jobs:
+            report(job, runner.run(job))
+        loads[label] = runner.loads
+        del runner  # frees the model before the next one loads
+    return loads
+
+
+def _load_failure(error: BaseException) -> dict[str, Any]:
+    import traceback
+
+    return {
+        "status": "failed",
+        "error": f"the model could not be loaded: {type(error).__name__}: {error}",
+        "traceback": "".join(traceback.format_exception(error)),
+        "stage": "load",
+    }
+
+
+def _gpus(spec: ModelSpec) -> float:
+    """The GPUs a model's actor asks Ray for."""
+    import torch
+
+    if spec.device is not None and spec.device.startswith("cuda"):
+        return 1.0
+    if spec.device_map is not None and torch.cuda.is_available():
+        if isinstance(spec.max_memory, dict):
+            return float(sum(1 for k in spec.max_memory if str(k) not in ("cpu", "disk")))
+        return float(torch.cuda.device_count())
+    return 0.0
+
+
+class _RayWorker:
+    """A model's Ray actor: one :class:`ModelRunner`, so the model loads once."""
+
+    def __init__(self, study: dict[str, Any], label: str, out: str, plan: list[dict],
+                 threads: int) -> None:  # fmt: skip
+        self.runner = ModelRunner(
+            Study.from_dict(study), label, out, [Job.from_dict(j) for j in plan], threads=threads
+        )
+
+    def load(self) -> dict[str, Any]:
+        try:
+            self.runner.load()
+        except Exception as error:  # reported to the driver, which records it
+            return _load_failure(error)
+        return {"status": "loaded", "loads": self.runner.loads}
+
+    def run(self, job: dict[str, Any]) -> dict[str, Any]:
+        return self.runner.run(Job.from_dict(job))
+
+
+@contextlib.contextmanager
+def _ray(address: str | None, num_cpus: int) -> Iterator[Any]:
+    try:
+        import ray
+    except ImportError:
+        raise LocalizeError(
+            f"--executor ray needs Ray, which is not installed: {RAY_INSTALL}"
+        ) from None
+    started = not ray.is_initialized()
+    if started:
+        try:
+            if address:
+                ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+            else:
+                ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
+                         log_to_driver=False)  # fmt: skip
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            raise LocalizeError(
+                f"Could not reach the Ray cluster at {address!r} ({error}). Check the address "
+                "(`ray status` on a node of the cluster), or drop --address to start a local "
+                "Ray instance."
+            ) from None
+    try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _study_dict(study: Study, base_dir: Path) -> dict[str, Any]:
+    """The spec as Study.from_dict reads it back (paths are absolute already)."""
+    data = study.to_dict()
+    for key in ("brain", "attribution"):
+        if data[key] is None:
+            del data[key]
+    return data
+
+
+def _run_ray(study: Study, out: Path, todo: dict[str, list[Job]], plan: list[Job],
+             report: Report, start: Callable[[str], None], *, address: str | None,
+             max_parallel: int | None) -> dict[str, int]:  # fmt: skip
+    cpus = os.cpu_count() or 1
+    with _ray(address, cpus) as ray:
+        total_cpus = int(ray.cluster_resources().get("CPU", cpus))
+        parallel = max(1, min(max_parallel or total_cpus, len(todo)))
+        threads = max(1, total_cpus // parallel)
+        spec = _study_dict(study, out)
+        plan_dicts = [j.to_dict() for j in plan]
+        waiting = list(todo)
+        running: dict[Any, tuple[str, Job | None, Any]] = {}  # ref -> (label, job, actor)
+        remaining: dict[str, int] = {}
+        loads: dict[str, int] = {}
+
+        def launch(label: str) -> None:
+            model = next(m for m in study.models if m.label == label)
+            actor_class = ray.remote(num_cpus=threads, num_gpus=_gpus(model))(_RayWorker)
+            actor = actor_class.remote(spec, label, str(out), plan_dicts, threads)
+            start(label)
+            running[actor.load.remote()] = (label, None, actor)
+            for job in todo[label]:
+                running[actor.run.remote(job.to_dict())] = (label, job, actor)
+            remaining[label] = len(todo[label]) + 1
+
+        while waiting or running:
+            while waiting and len({lab for lab, _, _ in running.values()}) < parallel:
+                launch(waiting.pop(0))
+            ready, _ = ray.wait(list(running), num_returns=1)
+            label, job, actor = running.pop(ready[0])
+            try:
+                result = ray.get(ready[0])
+            except Exception as error:  # a lost worker: its job is recorded as failed
+                result = {"status": "failed", "error": f"the worker was lost: {error}",
+                          "traceback": repr(error)}  # fmt: skip
+            if job is None:
+                loads[label] = int(result.get("loads", 0))
+            else:
+                loads[label] = max(loads.get(label, 0), int(result.get("loads", 0)))
+                report(job, result)
+            remaining[label] -= 1
+            if remaining[label] == 0:
+                ray.kill(actor)
+        return loads
+
+
+# -- run --------------------------------------------------------------------------------------
+def run_study(
+    study: Study | str | Path,
+    out: str | Path,
+    *,
+    executor: str = "local",
+    address: str | None = None,
+    max_parallel: int | None = None,
+    retry_failed: bool = False,
+    force: bool = False,
+    progress: bool = True,
+) -> Any:
+    """Run (or resume) a study into the folder ``out``; returns a :class:`StudyResult`.
+
+    Args:
+        study: a :class:`Study` or the path of a study TOML file.
+        executor: ``"local"`` (default: this process) or ``"ray"`` (one actor per model;
+            a local Ray instance sized to the machine, or the cluster at ``address``:
+            ``"auto"`` or ``"ray://host:port"``).
+        max_parallel: models run at once on Ray (default: as many as there are CPUs).
+        retry_failed: rerun only the jobs that failed before.
+        force: run in a folder that holds another study, and load models whose memory
+            estimate exceeds what the machine has.
+    """
+    from .results import StudyResult
+
+    if executor not in EXECUTORS:
+        raise LocalizeError(f"Unknown executor {executor!r}; use one of {EXECUTORS}.")
+    if max_parallel is not None and (isinstance(max_parallel, bool) or max_parallel < 1):
+        raise LocalizeError(f"max_parallel must be at least 1, got {max_parallel!r}.")
+    if address is not None and executor != "ray":
+        raise LocalizeError("address= is for executor='ray'.")
+    if executor == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise LocalizeError(
+                f"executor='ray' needs Ray, which is not installed: {RAY_INSTALL}"
+            ) from None
+    if not isinstance(study, Study):
+        study = Study.from_toml(study)
+    out = Path(out).expanduser().resolve()
+    _check_folder(study, out, force=force)
+    keys = {m.label: model_key(m) for m in study.models}
+    plan = plan_study(study, model_keys=keys)  # reads and checks every stimulus and task file
+    folder = StudyFolder(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / "study.json", {"study": study.to_dict(), "digest": study.digest()})
+    _write_json(out / "plan.json", [j.to_dict() for j in plan])
+
+    todo: dict[str, list[Job]] = {}
+    skipped = []
+    for job in plan:
+        state = folder.state(job) or {}
+        failed = state.get("status") == "failed"
+        if finished(job, out):
+            skipped.append(job)
+        elif retry_failed:  # only the jobs that failed, whatever changed since
+            (todo.setdefault(job.model, []) if failed else skipped).append(job)
+        elif failed and state.get("key") == job.key:
+            skipped.append(job)  # failed with these very settings: left alone
+        else:
+            todo.setdefault(job.model, []).append(job)  # missing, changed, interrupted
+    for label in todo:
+        spec = next(m for m in study.models if m.label == label)
+        estimate = estimate_memory(spec, study.batch_size)
+        folder.log("memory", **estimate)
+        if progress:
+            print(
+                f"{label}: about {_gib(estimate['needed_bytes'])} needed "
+                f"({estimate['parameters'] or 'unknown'} parameters in {estimate['dtype']}), "
+                f"{_gib(estimate['available_bytes'])} available"
+            )
+        if estimate["fits"] is False and not force:
+            raise LocalizeError(
+                f"models[{label!r}] needs about {_gib(estimate['needed_bytes'])} and the machine "
+                f"has {_gib(estimate['available_bytes'])} available: it cannot load. Use "
+                "device_map='auto' (with max_memory) to offload it, a smaller dtype, or pass "
+                "--force (force=True) to try anyway."
+            )
+    folder.log("run", executor=executor, todo=sum(map(len, todo.values())), skipped=len(skipped))
+    total = sum(len(jobs) for jobs in todo.values())
+    bar = tqdm(total=total, desc=f"study {study.name}", unit="job", disable=not progress)
+    done_per_model = {label: 0 for label in todo}
+    counts: dict[str, Any] = {"ran": [], "failed": [], "skipped": [j.id for j in skipped]}
+
+    def start(label: str) -> None:
+        for job in todo[label]:
+            folder.set_state(job, "running")
+
+    def report(job: Job, result: dict[str, Any]) -> None:
+        status = result.get("status")
+        if status == "done":
+            folder.set_state(job, "done", seconds=result.get("seconds"))
+            counts["ran"].append(job.id)
+        else:
+            folder.set_state(
+                job,
+                "failed",
+                error=result.get("error"),
+                traceback=result.get("traceback"),
+                seconds=result.get("seconds"),
+            )
+            counts["failed"].append(job.id)
+        folder.log("job", job=job.id, status=status, seconds=result.get("seconds"),
+                   error=result.get("error"))  # fmt: skip
+        done_per_model[job.model] += 1
+        bar.set_postfix({k: f"{v}/{len(todo[k])}" for k, v in done_per_model.items()})
+        bar.update()
+
+    started = time.perf_counter()
+    try:
+        if executor == "local":
+            loads = _run_local(study, out, todo, plan, report, start)
+        else:
+            loads = _run_ray(study, out, todo, plan, report, start, address=address,
+                             max_parallel=max_parallel)  # fmt: skip
+    finally:
+        bar.close()
+    for label, n in loads.items():
+        folder.log("loads", model=label, loads=n)
+    counts["loads"] = loads
+    counts["seconds"] = time.perf_counter() - started
+    result = StudyResult(out)
+    result.run_counts = counts
+    result.write_tables()
+    return result

@@ -1,0 +1,486 @@
+"""The study spec: which models, networks, ablations, tasks and brain data a study compares.
+
+A study is written as a TOML file or built in Python as a :class:`Study`; both are checked
+here, before any model loads: an unknown key, network, task or site, a missing file, a bad
+number, an empty model list or a label used twice is a :class:`LocalizeError` that names the
+key path (``models[2].device_map``) and what is allowed.
+
+.. code-block:: toml
+
+    name = "smollm2-language"
+
+    [[models]]
+    label = "smollm2"              # spec: a .gguf file, a HF folder or a hub name; none: the
+    dtype = "float32"              # embedded default. Also revision, device, device_map,
+                                   # max_memory.
+    [[networks]]
+    name = "language"
+    contrast = "language"          # a built-in, a CSV (with positive/negative), an EvLab or
+    site = "resid_post"            # tomloc folder
+    top = [0.005, 0.01]
+    preset = "alkhamissi2025"
+    tasks = ["builtin", "blimp"]   # default: every task (the double-dissociation design)
+
+    [ablation]
+    method = "zero"                # zero | mean | resample (reference = neutral texts)
+    match = ["uniform", "magnitude"]
+    n_random = 3
+
+    [tasks.builtin]
+    n_per_paradigm = 4
+    [tasks.blimp]
+    blimp = "data/blimp"
+
+    [brain]
+    folds = 10
+    [[brain.data]]
+    path = "data/tuckute2024.csv"
+
+    [attribution]
+    tasks = ["builtin"]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..ablation import METHODS
+from ..contrast import BUILTINS, POOLINGS
+from ..errors import LocalizeError
+from ..localize import PRESETS
+from ..models import DTYPES
+from ..sites import SITES
+from ..tasks import TASKS
+from ..units import DEFAULT_MATCH, DEFAULT_N_RANDOM, MATCHES
+
+__all__ = [
+    "AblationSpec",
+    "AttributionSpec",
+    "BrainDataSpec",
+    "BrainSpec",
+    "ModelSpec",
+    "NetworkSpec",
+    "Study",
+]
+
+
+def _fail(path: str, message: str) -> LocalizeError:
+    return LocalizeError(f"{path}: {message}")
+
+
+def _keys(path: str, data: Any, allowed: Sequence[str], required: Sequence[str] = ()) -> dict:
+    if not isinstance(data, Mapping):
+        raise _fail(path, f"expected a table with keys {list(allowed)}, got {type(data).__name__}")
+    unknown = [k for k in data if k not in allowed]
+    if unknown:
+        raise _fail(f"{path}.{unknown[0]}" if path else unknown[0],
+                    f"unknown key; allowed here: {list(allowed)}")  # fmt: skip
+    for key in required:
+        if key not in data:
+            raise _fail(f"{path}.{key}" if path else key, "required")
+    return dict(data)
+
+
+def _str(path: str, value: Any, choices: Sequence[str] | None = None) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(path, f"expected a non-empty string, got {value!r}")
+    if choices is not None and value not in choices:
+        raise _fail(path, f"{value!r} is not one of {list(choices)}")
+    return value
+
+
+def _int(path: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise _fail(path, f"expected a whole number of at least {low}, got {value!r}")
+    return value
+
+
+def _strings(path: str, value: Any, choices: Sequence[str] | None = None) -> list[str]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise _fail(path, f"expected a string or a non-empty list of strings, got {value!r}")
+    return [_str(f"{path}[{i}]", v, choices) for i, v in enumerate(items)]
+
+
+def _file(path: str, value: Any, base: Path, *, folder_ok: bool = True) -> str:
+    text = _str(path, value)
+    resolved = (base / text).expanduser()
+    if not resolved.exists():
+        raise _fail(path, f"no file or folder at {resolved}")
+    if not folder_ok and resolved.is_dir():
+        raise _fail(path, f"{resolved} is a folder; expected a file")
+    return str(resolved)
+
+
+@dataclass
+class ModelSpec:
+    """A model of the study: ``spec`` as :func:`load_model` takes it (``None``: the embedded
+    default), a short ``label``, and how to load it."""
+
+    label: str
+    spec: str | None = None
+    revision: str | None = None
+    dtype: str = "auto"
+    device: str | None = None
+    device_map: str | dict[str, Any] | None = None
+    max_memory: dict[str, Any] | None = None
+
+    @classmethod
+    def parse(cls, path: str, data: Any, base: Path) -> ModelSpec:
+        data = _keys(path, data, [f.name for f in _fields(cls)], ["label"])
+        spec = data.get("spec")
+        if spec is not None:
+            text = _str(f"{path}.spec", spec)
+            local = (base / text).expanduser()
+            looks_local = text.endswith(".gguf") or text.startswith((".", "/", "~"))
+            if local.exists():
+                spec = str(local)
+            elif looks_local:
+                raise _fail(f"{path}.spec", f"no model file or folder at {local}")
+        revision = data.get("revision")
+        if revision is not None:
+            _str(f"{path}.revision", revision)
+            if spec is not None and Path(spec).is_dir() and not (Path(spec) / revision).is_dir():
+                raise _fail(f"{path}.revision", f"no checkpoint folder {revision!r} in {spec}")
+        device_map = data.get("device_map")
+        if device_map is not None and not (
+            isinstance(device_map, str) or isinstance(device_map, Mapping)
+        ):
+            raise _fail(
+                f"{path}.device_map",
+                f"expected a string such as 'auto' or a table of module -> device, got "
+                f"{device_map!r}",
+            )
+        max_memory = data.get("max_memory")
+        if max_memory is not None:
+            if not isinstance(max_memory, Mapping):
+                raise _fail(f"{path}.max_memory", "expected a table of device -> size ('2GiB')")
+            if device_map is None:
+                raise _fail(f"{path}.max_memory", "goes with device_map (for example 'auto')")
+        if data.get("device") is not None and device_map is not None:
+            raise _fail(f"{path}.device", "give device or device_map, not both")
+        return cls(
+            label=_str(f"{path}.label", data["label"]),
+            spec=spec,
+            revision=revision,
+            dtype=_str(f"{path}.dtype", data.get("dtype", "auto"), ["auto", *DTYPES]),
+            device=data.get("device") and _str(f"{path}.device", data["device"]),
+            device_map=dict(device_map) if isinstance(device_map, Mapping) else device_map,
+            max_memory=dict(max_memory) if max_memory is not None else None,
+        )
+
+
+@dataclass
+class NetworkSpec:
+    """A network: a contrast localized at a site, its unit sets (``top`` fractions), and
+    the tasks it is ablated for (``None``: every task of the study)."""
+
+    name: str
+    contrast: str = "language"
+    positive: str | None = None
+    negative: str | None = None
+    site: str = "resid_post"
+    pooling: str | None = None
+    top: list[float] = field(default_factory=lambda: [0.01])
+    preset: str | None = None
+    tasks: list[str] | None = None
+
+    @classmethod
+    def parse(cls, path: str, data: Any, base: Path) -> NetworkSpec:
+        data = _keys(path, data, [f.name for f in _fields(cls)], ["name"])
+        contrast = _str(f"{path}.contrast", data.get("contrast", "language"))
+        if contrast not in BUILTINS:
+            local = (base / contrast).expanduser()
+            if not local.exists():
+                raise _fail(
+                    f"{path}.contrast",
+                    f"{contrast!r} is neither a built-in contrast {sorted(BUILTINS)} nor a file "
+                    f"or folder (looked for {local})",
+                )
+            contrast = str(local)
+            if local.suffix.lower() == ".csv" and not (
+                data.get("positive") and data.get("negative")
+            ):
+                raise _fail(f"{path}.positive", "a CSV contrast needs positive and negative")
+        tops = data.get("top", [0.01])
+        tops = tops if isinstance(tops, list) else [tops]
+        if not tops:
+            raise _fail(f"{path}.top", "give at least one fraction")
+        for i, top in enumerate(tops):
+            if isinstance(top, bool) or not isinstance(top, int | float) or not 0 < top < 1:
+                raise _fail(
+                    f"{path}.top[{i}]",
+                    f"{top!r} is not a fraction in (0, 1): a study compares unit sets of a "
+                    "share of the site's units, such as 0.01",
+                )
+        tasks = data.get("tasks")
+        return cls(
+            name=_str(f"{path}.name", data["name"]),
+            contrast=contrast,
+            positive=data.get("positive") and _str(f"{path}.positive", data["positive"]),
+            negative=data.get("negative") and _str(f"{path}.negative", data["negative"]),
+            site=_str(f"{path}.site", data.get("site", "resid_post"), sorted(SITES)),
+            pooling=data.get("pooling") and _str(f"{path}.pooling", data["pooling"], POOLINGS),
+            top=sorted({float(t) for t in tops}),
+            preset=data.get("preset") and _str(f"{path}.preset", data["preset"], sorted(PRESETS)),
+            tasks=None if tasks is None else _strings(f"{path}.tasks", tasks),
+        )
+
+
+@dataclass
+class AblationSpec:
+    """How unit sets are ablated and which random controls are drawn."""
+
+    method: str = "zero"
+    reference: str | None = None  # mean / resample: a built-in contrast or a text file
+    match: list[str] = field(default_factory=lambda: list(DEFAULT_MATCH))
+    n_random: int = DEFAULT_N_RANDOM
+    n_boot: int = 1000
+    seed: int = 0
+    batch_size: int | None = None
+
+    @classmethod
+    def parse(cls, path: str, data: Any, base: Path) -> AblationSpec:
+        data = _keys(path, data, [f.name for f in _fields(cls)])
+        method = _str(f"{path}.method", data.get("method", "zero"), METHODS)
+        reference = data.get("reference")
+        if reference is not None:
+            reference = _str(f"{path}.reference", reference)
+            if reference not in BUILTINS:
+                reference = _file(f"{path}.reference", reference, base, folder_ok=False)
+        elif method != "zero":
+            reference = "language"
+        return cls(
+            method=method,
+            reference=reference,
+            match=_strings(f"{path}.match", data.get("match", list(DEFAULT_MATCH)), MATCHES),
+            n_random=_int(f"{path}.n_random", data.get("n_random", DEFAULT_N_RANDOM), 0),
+            n_boot=_int(f"{path}.n_boot", data.get("n_boot", 1000), 100),
+            seed=_int(f"{path}.seed", data.get("seed", 0), 0),
+            batch_size=data.get("batch_size") and _int(f"{path}.batch_size", data["batch_size"], 1),
+        )
+
+
+@dataclass
+class BrainDataSpec:
+    """One brain dataset, as :meth:`BrainData.from_csv` takes it."""
+
+    path: str
+    name: str | None = None
+    sentence: str = "Sentence"
+    responses: list[str] = field(default_factory=lambda: ["EffectSize"])
+    groups: str | None = None
+
+    @classmethod
+    def parse(cls, path: str, data: Any, base: Path) -> BrainDataSpec:
+        data = _keys(path, data, [f.name for f in _fields(cls)], ["path"])
+        file = _file(f"{path}.path", data["path"], base, folder_ok=False)
+        return cls(
+            path=file,
+            name=_str(f"{path}.name", data.get("name", Path(file).stem)),
+            sentence=_str(f"{path}.sentence", data.get("sentence", "Sentence")),
+            responses=_strings(f"{path}.responses", data.get("responses", ["EffectSize"])),
+            groups=data.get("groups") and _str(f"{path}.groups", data["groups"]),
+        )
+
+
+@dataclass
+class BrainSpec:
+    """Brain alignment of every network's selected units on each dataset."""
+
+    data: list[BrainDataSpec] = field(default_factory=list)
+    folds: int = 10
+    n_random: int = DEFAULT_N_RANDOM
+    match: list[str] = field(default_factory=lambda: list(DEFAULT_MATCH))
+    seed: int = 0
+
+    @classmethod
+    def parse(cls, path: str, data: Any, base: Path) -> BrainSpec:
+        data = _keys(path, data, [f.name for f in _fields(cls)], ["data"])
+        items = data["data"]
+        if not isinstance(items, list) or not items:
+            raise _fail(f"{path}.data", "give at least one dataset ([[brain.data]] path = ...)")
+        datasets = [BrainDataSpec.parse(f"{path}.data[{i}]", d, base) for i, d in enumerate(items)]
+        names = [d.name for d in datasets]
+        if len(set(names)) != len(names):
+            raise _fail(f"{path}.data", f"dataset names repeat: {names}; give each a name")
+        return cls(
+            data=datasets,
+            folds=_int(f"{path}.folds", data.get("folds", 10), 2),
+            n_random=_int(f"{path}.n_random", data.get("n_random", DEFAULT_N_RANDOM), 0),
+            match=_strings(f"{path}.match", data.get("match", list(DEFAULT_MATCH)), MATCHES),
+            seed=_int(f"{path}.seed", data.get("seed", 0), 0),
+        )
+
+
+@dataclass
+class AttributionSpec:
+    """Attribution patching of each network's site on minimal-pair tasks, joined with the
+    network's selectivity."""
+
+    tasks: list[str] = field(default_factory=lambda: ["builtin"])
+    n_items: int | None = None
+
+    @classmethod
+    def parse(cls, path: str, data: Any, base: Path) -> AttributionSpec:
+        data = _keys(path, data, [f.name for f in _fields(cls)])
+        from ..tasks import attributable
+
+        return cls(
+            tasks=_strings(f"{path}.tasks", data.get("tasks", ["builtin"]), attributable()),
+            n_items=data.get("n_items") and _int(f"{path}.n_items", data["n_items"], 1),
+        )
+
+
+def _fields(cls: type) -> list[Any]:
+    return list(fields(cls))
+
+
+def _task_options(path: str, data: Any, base: Path) -> dict[str, dict[str, Any]]:
+    if not isinstance(data, Mapping):
+        raise _fail(path, "expected a table of task name -> options")
+    out: dict[str, dict[str, Any]] = {}
+    for name, options in data.items():
+        at = f"{path}.{name}"
+        if name not in TASKS:
+            raise _fail(at, f"unknown task; tasks: {sorted(TASKS)}")
+        if options is True or options is None:
+            options = {}
+        task = TASKS[name]
+        options = _keys(at, options, list(task.options), list(task.required))
+        for key, value in list(options.items()):
+            if key in ("blimp", "syntaxgym"):
+                options[key] = _file(f"{at}.{key}", value, base)
+            elif key == "texts" and isinstance(value, str):
+                options[key] = _file(f"{at}.{key}", value, base, folder_ok=False)
+            elif key == "n_per_paradigm":
+                options[key] = _int(f"{at}.{key}", value, 1)
+        out[name] = options
+    return out
+
+
+@dataclass
+class Study:
+    """A study: models x networks x (ablation on tasks, brain alignment, attribution).
+
+    Attributes:
+        name: identifies the study in its results folder (a folder holding another study's
+            results is refused unless forced).
+        models: :class:`ModelSpec` per model (labels unique).
+        networks: :class:`NetworkSpec` per network.
+        ablation: :class:`AblationSpec` (method, controls, seeds).
+        tasks: task name -> options (as the task registry takes them).
+        brain: :class:`BrainSpec` or None.
+        attribution: :class:`AttributionSpec` or None.
+        batch_size: texts per forward pass when localizing.
+    """
+
+    name: str
+    models: list[ModelSpec]
+    networks: list[NetworkSpec]
+    ablation: AblationSpec = field(default_factory=AblationSpec)
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    brain: BrainSpec | None = None
+    attribution: AttributionSpec | None = None
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        self._check()
+
+    def _check(self) -> None:
+        if not self.models:
+            raise _fail("models", "the study names no model; add at least one [[models]] table")
+        if not self.networks:
+            raise _fail("networks", "the study names no network; add a [[networks]] table")
+        labels = [m.label for m in self.models]
+        for i, label in enumerate(labels):
+            if labels.index(label) != i:
+                raise _fail(f"models[{i}].label", f"{label!r} is used twice; labels must be unique")
+        names = [n.name for n in self.networks]
+        for i, name in enumerate(names):
+            if names.index(name) != i:
+                raise _fail(f"networks[{i}].name", f"{name!r} is used twice; names must be unique")
+        for i, network in enumerate(self.networks):
+            for j, task in enumerate(network.tasks or []):
+                if task not in self.tasks:
+                    raise _fail(
+                        f"networks[{i}].tasks[{j}]",
+                        f"{task!r} is not one of the study's tasks {sorted(self.tasks)}; add a "
+                        f"[tasks.{task}] table or remove it",
+                    )
+            if not self.tasks_of(network) and self.brain is None:
+                raise _fail(
+                    f"networks[{i}]",
+                    f"network {network.name!r} has no task to be ablated for and the study has "
+                    "no brain data: it would only be localized. Add tasks or [brain].",
+                )
+        if self.attribution is not None:
+            for j, task in enumerate(self.attribution.tasks):
+                if task not in self.tasks:
+                    raise _fail(
+                        f"attribution.tasks[{j}]", f"{task!r} is not one of the study's tasks"
+                    )
+
+    def tasks_of(self, network: NetworkSpec) -> list[str]:
+        """The tasks a network is ablated for (default: every task: double dissociation)."""
+        return list(network.tasks) if network.tasks is not None else list(self.tasks)
+
+    # -- files ----------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Any, *, base: str | Path = ".", name: str = "study") -> Study:
+        """Check and build a study from a dict (a parsed TOML file); relative paths are
+        resolved against ``base``."""
+        base = Path(base)
+        top = ["name", "models", "networks", "ablation", "tasks", "brain", "attribution",
+               "batch_size"]  # fmt: skip
+        data = _keys("", data, top, ["models", "networks"])
+        data = {k: v for k, v in data.items() if v is not None or k in ("models", "networks")}
+        models, networks = data["models"], data["networks"]
+        if not isinstance(models, list):
+            raise _fail("models", "expected a list of tables ([[models]])")
+        if not isinstance(networks, list):
+            raise _fail("networks", "expected a list of tables ([[networks]])")
+        return cls(
+            name=_str("name", data.get("name", name)),
+            models=[ModelSpec.parse(f"models[{i}]", m, base) for i, m in enumerate(models)],
+            networks=[NetworkSpec.parse(f"networks[{i}]", n, base) for i, n in enumerate(networks)],
+            ablation=AblationSpec.parse("ablation", data.get("ablation", {}), base),
+            tasks=_task_options("tasks", data.get("tasks", {}), base),
+            brain=None if "brain" not in data else BrainSpec.parse("brain", data["brain"], base),
+            attribution=None
+            if "attribution" not in data
+            else AttributionSpec.parse("attribution", data["attribution"], base),
+            batch_size=_int("batch_size", data.get("batch_size", 32), 1),
+        )
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> Study:
+        """Read and check a study file (relative paths in it are relative to the file)."""
+        path = Path(path)
+        if not path.is_file():
+            raise LocalizeError(f"No study file at {path}.")
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise LocalizeError(f"{path} is not valid TOML: {error}") from None
+        try:
+            return cls.from_dict(data, base=path.parent, name=path.stem)
+        except LocalizeError as error:
+            raise LocalizeError(f"{path}: {error}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def digest(self) -> str:
+        """A hash of the whole spec (what ran is recorded with it)."""
+        text = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def network(self, name: str) -> NetworkSpec:
+        return next(n for n in self.networks if n.name == name)
