@@ -7,8 +7,8 @@ import shutil
 import pytest
 import torch
 
-from tl_localize import LocalizeError, load_model
 import tl_localize.models as models
+from tl_localize import LocalizeError, load_model
 from tl_localize.models import DEFAULT_MODEL_INSTALL, cache_dir, default_model_path
 
 pytestmark = pytest.mark.model

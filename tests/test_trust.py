@@ -247,7 +247,8 @@ def test_verdicts_on_known_outcomes():
         ]
         + [
             {"model": "m", "task": "t", "metric": "accuracy", "method": "zero", "fraction": 0.01,
-             "set": "random", "match": m, "seed": s, "change_pct": 0.0 if m == "uniform" else -100.0}
+             "set": "random", "match": m, "seed": s,
+             "change_pct": 0.0 if m == "uniform" else -100.0}
             for m in ("uniform", "magnitude") for s in range(3)
         ]
     )  # fmt: skip
@@ -302,3 +303,12 @@ def test_check_model_passes_on_tiny_models_and_fails_on_broken_wiring(tiny, make
     assert failed.loc["pooled_batched_vs_single@resid_post", "status"] == "fail"
     assert failed.loc["pooled_batched_vs_single@resid_post", "value"] > 1e-3
     assert failed.loc["padding_leaves_logits", "status"] == "fail"
+    # localize runs the cheap part itself: recorded when it passes, an error when it fails
+    contrast = Contrast("c", {"a": ["the cat", "a dog ran", "we go far"], "b": ["zq", "vbk x",
+                        "qqp lo"]}, "a", "b", pooling="mean")  # fmt: skip
+    good = localize(tiny, contrast, top=3, progress=False)
+    assert [c["check"] for c in good.record["checks"]] == ["pooled_batched_vs_single@resid_post"]
+    assert good.record["checks"][0]["passed"]
+    with pytest.raises(LocalizeError, match=r"batched pooling differs from one text at a time by"):
+        localize(broken, contrast, top=3, progress=False)
+    assert localize(broken, contrast, top=3, check=False, progress=False).record["checks"] == []

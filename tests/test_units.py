@@ -76,3 +76,19 @@ def test_load_refuses_other_files(tmp_path):
         Units.load(junk)
     with pytest.raises(LocalizeError, match="No saved units"):
         Units.load(tmp_path / "missing.safetensors")
+
+
+def test_fingerprints_tell_weights_apart(make_tiny, tmp_path):
+    from tl_localize.models import model_fingerprint
+
+    a, b, again = make_tiny(seed=0), make_tiny(seed=1), make_tiny(seed=0)
+    assert model_fingerprint(a) == model_fingerprint(again) != model_fingerprint(b)
+    assert len(model_fingerprint(a)) == 16
+    # a mask made for one checkpoint refuses another of the same name and shape
+    mask = torch.zeros(3, 32, dtype=torch.bool)
+    mask[0, 1] = True
+    units = Units(mask, "resid_post", "tiny", fingerprint=model_fingerprint(a))
+    path = units.save(tmp_path / "u")
+    assert Units.load(path, again) == units
+    with pytest.raises(LocalizeError, match="with other weights"):
+        Units.load(path, b)

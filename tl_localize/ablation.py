@@ -30,7 +30,7 @@ from torch import Tensor
 
 from ._compat import deprecated_positional
 from .activations import iter_pooled, token_batches
-from .errors import LocalizeError
+from .errors import LocalizeError, check_int
 from .models import hf_tokenizer
 from .protocol import Hook, Model
 from .sites import get_site
@@ -305,7 +305,7 @@ def ablated(
 
 
 def high_magnitude_units(
-    units: Units, magnitude: Float[Tensor, "layer unit"], factor: float = 20.0
+    units: Units, magnitude: Float[Tensor, "layer unit"], factor: float | int = 20.0
 ) -> pd.DataFrame:
     """The units of a set whose typical activation size is at least ``factor`` times the
     site's median: ``layer``, ``unit``, ``magnitude``, ``ratio_to_median``.
@@ -317,6 +317,8 @@ def high_magnitude_units(
         raise LocalizeError(
             f"magnitude has shape {tuple(magnitude.shape)}, the units {tuple(units.mask.shape)}."
         )
+    if isinstance(factor, bool) or not factor > 0:  # also refuses NaN
+        raise LocalizeError(f"factor={factor!r}: a ratio to the median must be above 0 (e.g. 20).")
     median = float(magnitude.median())
     frame = units.to_frame()
     frame["magnitude"] = magnitude[units.mask].double().numpy()
@@ -346,6 +348,13 @@ def generation_sample(
     >>> generation_sample(model, {"intact": None, "toy": loc.units}, max_new_tokens=3).shape
     (2, 3)
     """
+    check_int("max_new_tokens", max_new_tokens, 1)
+    odd = [k for k, v in controls.items() if v is not None and not isinstance(v, Units)]
+    if odd:
+        raise LocalizeError(
+            f"controls[{odd[0]!r}] is a {type(controls[odd[0]]).__name__}; each control is "
+            "Units (ablated) or None (intact)."
+        )
     ids = hf_tokenizer(model)(prompt, return_tensors="pt")["input_ids"]
     rows = []
     for name, units in controls.items():

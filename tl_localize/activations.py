@@ -24,17 +24,19 @@ from transformer_lens.model_bridge.exceptions import StopAtLayerException
 
 from .contrast import POOLINGS
 from .errors import LocalizeError, check_int
-from .models import hf_tokenizer
+from .models import check_row, hf_tokenizer
 from .protocol import Hooks, Model
 from .stats import Moments
 
 __all__ = [
     "TokenBatch",
     "accumulate_moments",
+    "check_pooling",
     "input_device",
     "iter_pooled",
     "pad_batches",
     "pooled_activations",
+    "relative_difference",
     "stacked_activations",
     "token_batches",
     "tokenize",
@@ -253,33 +255,15 @@ class ConditionMoments:
 
 
 def accumulate_moments(
-    model: Model,
-    texts: Sequence[str],
-    hook_names: Sequence[str],
-    *,
-    pooling: str = "last",
-    batch_size: int = 32,
-    truncate: int | None = None,
-    prepend_bos: bool | None = None,
-    progress: bool = False,
-    desc: str = "forward",
+    model: Model, texts: Sequence[str], hook_names: Sequence[str], **options: Any
 ) -> ConditionMoments:
     """Stream the texts through the model; keep moments of the activations and of |activations|.
 
     Units are stacked as ``[len(hook_names), width]``; memory is independent of ``len(texts)``.
+    ``options`` are :func:`iter_pooled`'s (pooling, batch size, truncation, BOS, progress).
     """
     raw = absolute = None
-    for _, pooled in iter_pooled(
-        model,
-        texts,
-        hook_names,
-        pooling=pooling,
-        batch_size=batch_size,
-        truncate=truncate,
-        prepend_bos=prepend_bos,
-        progress=progress,
-        desc=desc,
-    ):
+    for _, pooled in iter_pooled(model, texts, hook_names, **options):
         stacked = torch.stack([pooled[name] for name in hook_names], dim=1)
         if raw is None or absolute is None:
             raw = Moments.zeros(tuple(stacked.shape[1:]))
@@ -288,3 +272,52 @@ def accumulate_moments(
         absolute.update(stacked.abs())
     assert raw is not None and absolute is not None
     return ConditionMoments(raw, absolute)
+
+
+POOLED_TOLERANCE = 1e-4
+
+
+def relative_difference(a: torch.Tensor, b: torch.Tensor) -> float:
+    """max |a - b| relative to max |b| (absolute when b is all zero)."""
+    scale = float(b.abs().max()) or 1.0
+    return float((a.double() - b.double()).abs().max()) / scale
+
+
+def check_pooling(
+    model: Model,
+    texts: Sequence[str],
+    *,
+    site: str = "resid_post",
+    pooling: str = "last",
+    truncate: int | None = None,
+    prepend_bos: bool | None = None,
+) -> dict[str, Any]:
+    """A model check: pooled activations of right-padded batches against one text at a time
+    at every layer of ``site`` (the bridge once gave wrong logits for padded batches);
+    passes when they agree to 1e-4 relative."""
+    from .sites import get_site
+
+    site_obj = get_site(site, model)
+    names = [site_obj.hook_name(layer) for layer in range(model.cfg.n_layers)]
+    texts = list(texts)
+    options: dict[str, Any] = {"truncate": truncate, "prepend_bos": prepend_bos}
+    batched = {}
+    for batch in token_batches(model, texts, batch_size=len(texts), **options):
+        pooled = run_pooled(model, batch, names, pooling)
+        for row, index in enumerate(batch.index.tolist()):
+            batched[index] = torch.stack([pooled[n][row] for n in names])
+    worst = 0.0
+    for i, text in enumerate(texts):
+        single = token_batches(model, [text], batch_size=1, **options)[0]
+        pooled = run_pooled(model, single, names, pooling)
+        worst = max(
+            worst, relative_difference(batched[i], torch.stack([pooled[n][0] for n in names]))
+        )
+    tolerance = POOLED_TOLERANCE
+    return check_row(
+        f"pooled_batched_vs_single@{site}",
+        worst,
+        tolerance,
+        worst <= tolerance,
+        f"max relative difference over {len(texts)} texts, {pooling} pooling",
+    )

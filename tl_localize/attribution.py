@@ -326,7 +326,7 @@ class Attribution:
                     f"{model.cfg.model_name!r} (shapes {found} and {expected}, weights "
                     f"{fingerprint} and {model_fingerprint(model)}); recompute it for this model."
                 )
-        items = read_csv(folder / "items.csv", "attribution items table")
+        items = read_csv(folder / "items.csv", "table of attribution items")
         return cls(scores, items, meta["site"], meta["model"], record)
 
 

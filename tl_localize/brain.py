@@ -127,6 +127,12 @@ class BrainData:
                 f"({kept[constant[0]].iloc[0]!r}): there is nothing to predict, and a "
                 "correlation with it is undefined. Check the column."
             )
+        if df[sentence].str.strip().nunique() < 2:
+            raise LocalizeError(
+                f"Every usable row of the brain data has the same sentence in {sentence!r} "
+                f"({df[sentence].iloc[0]!r}): the model's features cannot differ between rows, "
+                "so any encoding r would be an artifact of the folds. Check the column."
+            )
         duplicated = df[sentence].duplicated()
         if duplicated.any():
             warnings.warn(
@@ -190,7 +196,22 @@ def _check_folds(data: BrainData, folds: int) -> None:
             f"{len(data)} or more data."
         )
     if data.groups is not None and len(set(data.groups)) < folds:
-        raise LocalizeError(f"{len(set(data.groups))} groups cannot be split into {folds} folds.")
+        n_groups = len(set(data.groups))
+        raise LocalizeError(
+            f"{n_groups} groups cannot be split into {folds} folds (groups=, --group-column: "
+            f"each group stays in one fold); use folds <= {n_groups}, or no groups."
+        )
+
+
+def _check_varies(features: np.ndarray) -> None:
+    """Features identical for every sentence predict nothing: the fold means they would
+    predict correlate with the responses by construction (negatively), not by encoding."""
+    if len(features) and bool((features == features[:1]).all()):
+        raise LocalizeError(
+            "The features are the same for every sentence (identical or empty texts, or "
+            "constant units), so an encoding r would be an artifact of the folds, not a "
+            "measure of encoding. Check the sentences and the units."
+        )
 
 
 def _median_r(predicted: np.ndarray, y: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -220,8 +241,11 @@ def encoding_score(
     ``ceiling``, ``r_ceiled`` = r / ceiling (per response, then the median).
     """
     _check_folds(data, folds)
+    check_int("n_boot", n_boot, 100)
+    check_int("seed", seed, 0)
     if features.shape[0] != len(data):
         raise LocalizeError(f"{features.shape[0]} feature rows for {len(data)} sentences.")
+    _check_varies(np.asarray(features))
     y = data.responses.to_numpy(dtype=float)
     splits = fold_splits(len(data), folds, seed, data.groups)
     fit = encode_sets(np.asarray(features), [None], y, splits)[0]
@@ -396,6 +420,7 @@ def brain_alignment(
         )  # fmt: skip
     _check_features(features, data, base)
     flat = features.numpy().reshape(len(data), -1)
+    _check_varies(flat)
     y = data.responses.to_numpy(dtype=float)
     splits = fold_splits(len(data), folds, seed, data.groups)
     columns = [
@@ -455,6 +480,8 @@ def layer_alignment(
     """The encoding score of all units of each layer: ``layer``, ``n_units``, ``r``,
     ``r_low``, ``r_high``, ``alpha``. ``features`` as in :func:`brain_alignment`."""
     _check_folds(data, folds)
+    check_int("n_boot", n_boot, 100)
+    check_int("seed", seed, 0)
     if features is None:
         features = sentence_features(
             model, data.sentences, site=site, pooling=pooling, batch_size=batch_size,
@@ -462,6 +489,7 @@ def layer_alignment(
         )  # fmt: skip
     n, n_layers, width = features.shape
     flat = features.numpy().reshape(n, -1)
+    _check_varies(flat)
     y = data.responses.to_numpy(dtype=float)
     splits = fold_splits(n, folds, seed, data.groups)
     columns = [np.arange(layer * width, (layer + 1) * width) for layer in range(n_layers)]

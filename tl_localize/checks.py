@@ -29,41 +29,21 @@ from collections.abc import Sequence
 import pandas as pd
 import torch
 
-from .activations import run_pooled, token_batches
+from .activations import check_pooling, relative_difference, token_batches
 from .errors import LocalizeError
-from .models import generation_check, hf_tokenizer, model_fingerprint
+from .models import check_row, generation_check, hf_tokenizer, model_fingerprint
 from .protocol import Model
 from .sites import SITES, get_site
 from .units import Units
 
-__all__ = ["TEXTS", "check_model", "check_pooling"]
+__all__ = ["TEXTS", "check_model"]
 
 TEXTS = (
     "The quick brown fox jumps over the lazy dog.",
     "A short one.",
     "Green ideas sleep while the committee debates.",
 )
-TOLERANCE = {"logits": 1e-3, "pooled": 1e-4, "padding": 1e-3}
-
-
-def _row(
-    check: str, value: float, tolerance: float | None, passed: bool | None, detail: str
-) -> dict:
-    status = "skip" if passed is None else ("pass" if passed else "fail")
-    return {
-        "check": check,
-        "value": value,
-        "tolerance": tolerance,
-        "passed": bool(passed) if passed is not None else True,
-        "status": status,
-        "detail": detail,
-    }
-
-
-def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
-    """max |a - b| relative to max |b| (absolute when b is all zero)."""
-    scale = float(b.abs().max()) or 1.0
-    return float((a.double() - b.double()).abs().max()) / scale
+TOLERANCE = {"logits": 1e-3, "padding": 1e-3}
 
 
 def _logits(model: Model, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -71,37 +51,10 @@ def _logits(model: Model, ids: torch.Tensor, mask: torch.Tensor | None = None) -
         return model(ids, attention_mask=mask).float()
 
 
-def check_pooling(
-    model: Model, texts: Sequence[str] = TEXTS, *, site: str = "resid_post", pooling: str = "last"
-) -> dict:
-    """Pooled activations batched (right-padded) against one text at a time at ``site``."""
-    site_obj = get_site(site, model)
-    names = [site_obj.hook_name(layer) for layer in range(model.cfg.n_layers)]
-    texts = list(texts)
-    batched = {}
-    for batch in token_batches(model, texts, batch_size=len(texts)):
-        pooled = run_pooled(model, batch, names, pooling)
-        for row, index in enumerate(batch.index.tolist()):
-            batched[index] = torch.stack([pooled[n][row] for n in names])
-    worst = 0.0
-    for i, text in enumerate(texts):
-        single = token_batches(model, [text], batch_size=1)[0]
-        pooled = run_pooled(model, single, names, pooling)
-        worst = max(worst, _relative(batched[i], torch.stack([pooled[n][0] for n in names])))
-    tolerance = TOLERANCE["pooled"]
-    return _row(
-        f"pooled_batched_vs_single@{site}",
-        worst,
-        tolerance,
-        worst <= tolerance,
-        f"max relative difference over {len(texts)} texts, {pooling} pooling",
-    )
-
-
 def _transformers_logits(model: Model, texts: Sequence[str]) -> dict:
     source = getattr(model, "tl_localize_source", None)
     if not isinstance(source, dict):
-        return _row("logits_vs_transformers", float("nan"), TOLERANCE["logits"], None,
+        return check_row("logits_vs_transformers", float("nan"), TOLERANCE["logits"], None,
                     "no transformers model behind this bridge (built natively)")  # fmt: skip
     from transformers import AutoModelForCausalLM
 
@@ -116,10 +69,10 @@ def _transformers_logits(model: Model, texts: Sequence[str]) -> dict:
         ids = tokenizer(text, return_tensors="pt")["input_ids"]
         with torch.inference_mode():
             expected = reference(ids).logits.float()
-        worst = max(worst, _relative(_logits(model, ids), expected))
+        worst = max(worst, relative_difference(_logits(model, ids), expected))
     del reference
     tolerance = TOLERANCE["logits"] if dtype == torch.float32 else 5e-2
-    return _row("logits_vs_transformers", worst, tolerance, worst <= tolerance,
+    return check_row("logits_vs_transformers", worst, tolerance, worst <= tolerance,
                 f"max relative difference of the logits on {len(texts)} texts")  # fmt: skip
 
 
@@ -142,9 +95,9 @@ def _ablation_checks(model: Model, text: str) -> list[dict]:
     difference = float((same - intact).abs().max())
     moved = float((changed - intact).abs().max())
     return [
-        _row("empty_ablation_is_identity", difference, 0.0, difference == 0.0,
+        check_row("empty_ablation_is_identity", difference, 0.0, difference == 0.0,
              "max |difference| of the logits with an empty unit set ablated"),
-        _row("ablation_changes_logits", moved, 0.0, moved > 0.0,
+        check_row("ablation_changes_logits", moved, 0.0, moved > 0.0,
              "max |difference| of the logits with 10% of the block outputs zeroed"),
     ]  # fmt: skip
 
@@ -156,9 +109,12 @@ def _padding_check(model: Model, texts: Sequence[str]) -> dict:
     row = batch.index.tolist().index(0)
     n = int(batch.attention_mask[row].sum())
     alone = _logits(model, batch.input_ids[row : row + 1, :n])
-    worst = _relative(logits[row, :n], alone[0])
-    return _row("padding_leaves_logits", worst, TOLERANCE["padding"], worst <= TOLERANCE["padding"],
-                "a text's logits right-padded in a batch against alone")  # fmt: skip
+    worst = relative_difference(logits[row, :n], alone[0])
+    tolerance = TOLERANCE["padding"]
+    return check_row(
+        "padding_leaves_logits", worst, tolerance, worst <= tolerance,
+        "a text's logits right-padded in a batch against alone",
+    )  # fmt: skip
 
 
 def _bos_check(model: Model) -> dict:
@@ -167,7 +123,7 @@ def _bos_check(model: Model) -> dict:
     tokenizer = hf_tokenizer(model)
     bos = tokenizer.bos_token_id
     if bos is None:
-        return _row("bos", float("nan"), None, None, "the tokenizer declares no BOS token")
+        return check_row("bos", float("nan"), None, None, "the tokenizer declares no BOS token")
     ids = tokenize(model, ["a b"], prepend_bos=True)[0]
     ok = ids[0] == bos and ids.count(bos) == 1
     default = tokenize(model, ["a b"])[0]
@@ -175,7 +131,7 @@ def _bos_check(model: Model) -> dict:
         f"BOS {tokenizer.decode([bos])!r} prepended once when asked; by default the tokenizer "
         f"{'adds' if default[:1] == [bos] else 'does not add'} it"
     )
-    return _row("bos", float(ids.count(bos)), 1.0, ok, detail)
+    return check_row("bos", float(ids.count(bos)), 1.0, ok, detail)
 
 
 def check_model(

@@ -14,6 +14,7 @@ traceback); 2 a problem with the input, said in one line; 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import random
 import shlex
 import sys
 import time
@@ -54,6 +55,24 @@ def _model(args: argparse.Namespace) -> Any:
     return load_model(args.model, dtype=getattr(args, "dtype", None))
 
 
+def _record(
+    args: argparse.Namespace, loc: Any, result: Any, timings: dict[str, float], **settings: Any
+) -> dict[str, Any]:
+    """The record of a command that analyses a saved localization."""
+    from .results import now, versions
+
+    return {
+        "created": now(),
+        "command": _command(args),
+        "units": str(Path(args.units).resolve()),
+        "localization": loc.record,
+        **settings,
+        "summary": result.summary(),
+        "versions": versions(),
+        "timings": timings,
+    }
+
+
 def _load_units(folder: str) -> Any:
     """The localization in ``folder``, checked before any model loads."""
     from .localize import Localization
@@ -64,7 +83,7 @@ def _load_units(folder: str) -> Any:
 # -- localize ---------------------------------------------------------------------------
 def _cmd_localize(args: argparse.Namespace) -> int:
     from .contrast import Contrast
-    from .localize import _resolve_config, localize
+    from .localize import _resolve_config, _split, localize
     from .results import check_output
 
     check_output(args.out, force=args.force)
@@ -88,7 +107,10 @@ def _cmd_localize(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "n_permutations": args.n_permutations,
     }
-    _resolve_config(args.preset, contrast.pooling, **settings)  # every setting checked here
+    config = _resolve_config(args.preset, contrast.pooling, **settings)  # every setting
+    if config.holdout is not None:  # each condition must leave enough texts on both sides
+        for cond in (contrast.positive_condition, contrast.negative_condition):
+            _split(len(contrast.conditions[cond]), config.holdout, random.Random(0), cond)
     start = time.perf_counter()
     model = _model(args)
     load_s = time.perf_counter() - start
@@ -121,7 +143,8 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     from .ablation import generation_sample, unit_means
     from .compare import compare_ablation
     from .contrast import BUILTINS
-    from .results import atomic_folder, check_output, now, versions, write_record
+    from .localize import resolve_top
+    from .results import atomic_folder, check_output, write_record
     from .tasks import prepare_tasks
     from .units import check_matches
 
@@ -135,6 +158,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         "n_per_paradigm": args.n_per_paradigm,
         "texts": args.perplexity,
     }
+    _count("--n-per-paradigm", args.n_per_paradigm, 1)
     prepared = prepare_tasks(tasks, **options)  # reads and checks every task file
     matches = check_matches(_split(args.match)) if args.n_random else []
     _count("--n-random", args.n_random, 0)
@@ -152,6 +176,12 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         if bad:
             raise LocalizeError(f"--fractions: {bad[0]} is not a fraction in (0, 1].")
     loc = _load_units(args.units)
+    for fraction in fractions or []:  # each fraction must select at least one unit
+        n_units = loc.units.n_units if loc.config.selection == "global" else loc.units.width
+        try:
+            resolve_top(fraction, n_units)
+        except LocalizeError as error:
+            raise LocalizeError(f"--fractions {fraction:g}: {error}") from None
     reference_spec = args.reference or args.means_from
     if args.means_from:
         from ._compat import warn_deprecated
@@ -198,23 +228,11 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         result.save(tmp)
         if sample is not None:
             sample.to_csv(tmp / "generation.csv", index=False)
-        record = {
-            "created": now(),
-            "command": _command(args),
-            "units": str(Path(args.units).resolve()),
-            "localization": loc.record,
-            "tasks": tasks,
-            "n_random": args.n_random,
-            "match": matches,
-            "method": args.method,
-            "reference": reference_spec,
-            "fractions": fractions,
-            "n_boot": args.n_boot,
-            "seed": args.seed,
-            "summary": result.summary(),
-            "versions": versions(),
-            "timings": {"compare_s": seconds},
-        }
+        record = _record(
+            args, loc, result, {"compare_s": seconds}, tasks=tasks, n_random=args.n_random,
+            match=matches, method=args.method, reference=reference_spec, fractions=fractions,
+            n_boot=args.n_boot, seed=args.seed,
+        )  # fmt: skip
         write_record(tmp, record, "ablation")
     print(result.summary())
     if sample is not None:
@@ -225,8 +243,14 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
 
 # -- brain ------------------------------------------------------------------------------
 def _cmd_brain(args: argparse.Namespace) -> int:
-    from .brain import BrainData, brain_alignment, layer_alignment, plot_layer_alignment
-    from .results import atomic_folder, check_output, now, versions, write_record
+    from .brain import (
+        BrainData,
+        _check_folds,
+        brain_alignment,
+        layer_alignment,
+        plot_layer_alignment,
+    )
+    from .results import atomic_folder, check_output, write_record
     from .units import check_matches
 
     check_output(args.out, force=args.force)
@@ -245,6 +269,7 @@ def _cmd_brain(args: argparse.Namespace) -> int:
             f"{args.data}: {len(data)} sentences cannot be split into {args.folds} folds; use "
             f"--folds {len(data)} or fewer."
         )
+    _check_folds(data, args.folds)  # groups too
     loc = _load_units(args.units)
     model = _model(args)
     loc.units.check_model(model)
@@ -269,25 +294,16 @@ def _cmd_brain(args: argparse.Namespace) -> int:
             fig = plot_layer_alignment(layers)
             fig.savefig(tmp / "layers.png", dpi=120, bbox_inches="tight")
             plt.close(fig)
-        record = {
-            "created": now(),
-            "command": _command(args),
-            "units": str(Path(args.units).resolve()),
-            "localization": loc.record,
-            "data": {
-                "path": str(Path(args.data).resolve()),
-                "n_sentences": len(data),
-                "responses": list(data.responses.columns),
-                "groups": args.group_column,
-            },
-            "n_random": args.n_random,
-            "match": matches,
-            "folds": args.folds,
-            "seed": args.seed,
-            "summary": result.summary(),
-            "versions": versions(),
-            "timings": {"alignment_s": seconds},
+        data_record = {
+            "path": str(Path(args.data).resolve()),
+            "n_sentences": len(data),
+            "responses": list(data.responses.columns),
+            "groups": args.group_column,
         }
+        record = _record(
+            args, loc, result, {"alignment_s": seconds}, data=data_record,
+            n_random=args.n_random, match=matches, folds=args.folds, seed=args.seed,
+        )  # fmt: skip
         write_record(tmp, record, "brain alignment")
     print(result.summary())
     print(f"wrote {args.out}/ (alignment.csv, verdicts.csv, alignment.png, record.json)")
@@ -456,13 +472,12 @@ def _cmd_study_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_study_report(args: argparse.Namespace) -> int:
-    from .report import build_study_report
+    from .report import build_study_report, check_page, write_page
 
-    page = build_study_report(args.out)
     path = Path(args.page) if args.page else Path(args.out) / "report.html"
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
+    if args.page:
+        check_page(path)  # before the work
+    write_page(build_study_report(args.out), path, default=not args.page)
     print(f"wrote {path}")
     return 0
 

@@ -163,6 +163,13 @@ class Contrast:
                     f"Contrast {self.name!r}: the {role} condition {cond!r} has one item; a "
                     "t-test needs at least two per condition (the reference uses 240)."
                 )
+            if len(set(conditions[cond])) < 2:
+                raise LocalizeError(
+                    f"Contrast {self.name!r}: the {role} condition {cond!r} repeats one text "
+                    f"({conditions[cond][0]!r}) {len(conditions[cond])} times; with no "
+                    "variation within the condition its t-values would be infinite or "
+                    "undefined. Give it at least two different texts."
+                )
         if self.positive_condition == self.negative_condition:
             raise LocalizeError(
                 f"Contrast {self.name!r}: positive and negative are the same condition "
@@ -333,6 +340,11 @@ class Contrast:
         Rows keep their order within each condition. Conditions other than ``positive`` and
         ``negative`` are kept (for profiles) but not contrasted.
         """
+        if not isinstance(df, pd.DataFrame):
+            raise LocalizeError(
+                f"Contrast.from_frame takes a pandas DataFrame, got {type(df).__name__}; for "
+                "a dict of condition -> texts use Contrast(name, conditions, positive, negative)."
+            )
         missing = [col for col in (text, condition) if col not in df.columns]
         if missing:
             raise LocalizeError(

@@ -28,10 +28,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from .activations import accumulate_moments, stacked_activations
+from .activations import accumulate_moments, check_pooling, stacked_activations
 from .contrast import POOLINGS, Contrast
+from .data.io import read_csv
 from .errors import LocalizeError, check_int
-from .models import model_signature
+from .models import model_dtype, model_signature
 from .protocol import Model
 from .results import atomic_folder, now, read_record, versions, write_record
 from .sites import get_site
@@ -424,11 +425,20 @@ class Localization:
             contrast = record["contrast"]
             signature = record["model"]
             _ = contrast["name"], contrast["positive"], contrast["negative"], signature["model"]
-            config = LocalizeConfig.from_dict(record.pop("config", {}))
+            settings = record.pop("config", {})
+            if not isinstance(settings, dict):
+                raise TypeError(f"'config' is a {type(settings).__name__}, not an object")
         except (KeyError, TypeError) as error:
+            what = f"no {error}" if isinstance(error, KeyError) else str(error)
             raise LocalizeError(
-                f"{folder / 'record.json'} is not the record of a localization (no {error}); "
+                f"{folder / 'record.json'} is not the record of a localization ({what}); "
                 "localize again to write a complete folder."
+            ) from None
+        try:
+            config = LocalizeConfig.from_dict(settings)
+        except (LocalizeError, TypeError) as error:  # a setting of the wrong value or type
+            raise LocalizeError(
+                f"{folder / 'record.json'}: its 'config' is damaged ({error}); localize again."
             ) from None
         units = Units.load(folder / "units.safetensors")
         if (units.model_name, units.site) != (signature["model"], config.site):
@@ -444,7 +454,7 @@ class Localization:
             units.check_model(model)
         holdout = None
         if (folder / "holdout.csv").is_file():
-            holdout = pd.read_csv(folder / "holdout.csv")
+            holdout = read_csv(folder / "holdout.csv", "held-out selectivity table")
         return cls(units, stats, config, record, holdout)
 
 
@@ -543,6 +553,7 @@ def localize(
     holdout: float | int | None = None,
     seed: int | None = None,
     n_permutations: int | None = None,
+    check: bool = True,
     progress: bool = True,
 ) -> Localization:
     """Localize the units selective for ``contrast`` at ``site``.
@@ -568,6 +579,9 @@ def localize(
             the selected units on the rest (``Localization.holdout``); default: select on all.
         seed: seed of the held-out split and the permutations (default 0).
         n_permutations: for ``top="perm:..."`` (default 1000, at least 20).
+        check: first check, on three of the stimuli, that batched (right-padded) pooling
+            gives what one text at a time gives at this site (recorded in
+            ``record["checks"]``; a failure is an error with the measured difference).
         progress: show progress bars.
 
     Returns:
@@ -595,6 +609,14 @@ def localize(
         n_permutations=n_permutations,
     )
     site_obj = get_site(config.site, model)
+    if config.preset is not None and config.batch_size == 1:
+        dtype = model_dtype(model)
+        if dtype != torch.float32:
+            raise LocalizeError(
+                f"The exact mode of preset {config.preset!r} (batch_size=1) reproduces the "
+                f"reference in float32, and this model is loaded in {dtype}. Load it with "
+                "load_model(..., dtype='float32'), or drop batch_size=1 for the batched mode."
+            )
     n_layers = int(model.cfg.n_layers)
     hook_names = [site_obj.hook_name(layer) for layer in range(n_layers)]
     pooling_used = config.pooling or contrast.pooling
@@ -616,6 +638,21 @@ def localize(
             parts["heldout"][role] = [texts[i] for i in held]
             heldout_index[cond] = held
 
+    checks = []
+    if check:
+        sample = sorted(parts["select"]["positive"], key=len)[:3]
+        found = check_pooling(
+            model, sample, site=site_obj.name, pooling=pooling_used, truncate=config.truncate,
+            prepend_bos=config.prepend_bos,
+        )  # fmt: skip
+        checks.append(found)
+        if not found["passed"]:
+            raise LocalizeError(
+                f"Model check {found['check']} failed: batched pooling differs from one text "
+                f"at a time by {found['value']:.3g} (relative; tolerance {found['tolerance']:g})."
+                " The model's wiring gives different activations for padded batches; run "
+                "check_model(model) for details, or localize with batch_size=1."
+            )
     settings: dict[str, Any] = {
         "pooling": pooling_used,
         "batch_size": config.batch_size,
@@ -635,8 +672,8 @@ def localize(
                 stored[role] = values
                 moments[part][role] = (Moments.of(values), Moments.of(values.abs()))
             else:
-                found = accumulate_moments(model, texts, hook_names, desc=desc, **settings)
-                moments[part][role] = (found.raw, found.absolute)
+                streamed = accumulate_moments(model, texts, hook_names, desc=desc, **settings)
+                moments[part][role] = (streamed.raw, streamed.absolute)
     timings["forward_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -713,6 +750,7 @@ def localize(
         "n_selected": len(units),
         "n_units": units.n_units,
         "selection": selection_record,
+        "checks": checks,
         "hook_names": hook_names,
         "versions": versions(),
         "timings": timings,

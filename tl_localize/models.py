@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 
 from .errors import LocalizeError
 from .protocol import Model
@@ -32,6 +33,7 @@ __all__ = [
     "DEFAULT_MODEL_INSTALL",
     "bf16_is_fast",
     "cache_dir",
+    "check_row",
     "default_model_path",
     "default_to_uncached_generation",
     "generation_check",
@@ -348,7 +350,17 @@ def load_model(
                 )
             path, name = path / revision, f"{path.name}@{revision}"
         _check_model_folder(path)
-        model = _boot(name, str(path), **options)
+        try:
+            model = _boot(name, str(path), **options)
+        except LocalizeError:
+            raise
+        except (OSError, ValueError, KeyError, SafetensorError) as error:
+            # what transformers and safetensors raise on a damaged config, tokenizer or weights
+            first = (str(error).strip().splitlines() or [""])[0]
+            raise LocalizeError(
+                f"{path} could not be read as a Hugging Face model ({type(error).__name__}: "
+                f"{first}); a file in it may be damaged or incomplete. Save the model again."
+            ) from error
     elif path.exists():
         raise LocalizeError(
             f"Cannot load {path}: expected a .gguf file, a Hugging Face model folder, or a "
@@ -373,6 +385,22 @@ def load_model(
 GENERATION_PROMPT = "The quick brown fox jumps over the"
 
 
+def check_row(
+    check: str, value: float, tolerance: float | None, passed: bool | None, detail: str
+) -> dict[str, Any]:
+    """One named check: the measured value, the tolerance, and whether it passed (None:
+    the check does not apply to this model)."""
+    status = "skip" if passed is None else ("pass" if passed else "fail")
+    return {
+        "check": check,
+        "value": value,
+        "tolerance": tolerance,
+        "passed": bool(passed) if passed is not None else True,
+        "status": status,
+        "detail": detail,
+    }
+
+
 def generation_check(
     model: Model, prompt: str = GENERATION_PROMPT, max_new_tokens: int = 12
 ) -> dict[str, Any]:
@@ -388,18 +416,26 @@ def generation_check(
     differing = sum(a != b for a, b in zip(runs[True], runs[False], strict=False))
     differing += abs(len(runs[True]) - len(runs[False]))
     decode = hf_tokenizer(model).decode
-    return {
-        "check": "generation_kv_cache",
-        "value": float(differing),
-        "tolerance": 0.0,
-        "passed": differing == 0,
-        "status": "pass" if differing == 0 else "fail",
-        "detail": f"with cache {decode(runs[True])!r}; without {decode(runs[False])!r}",
-    }
+    return check_row(
+        "generation_kv_cache",
+        float(differing),
+        0.0,
+        differing == 0,
+        f"with cache {decode(runs[True])!r}; without {decode(runs[False])!r}",
+    )
+
+
+def _check_path(model: Model) -> Path:
+    """Where the generation check's result is kept: per weights and transformer-lens
+    release (a later release may fix what an earlier one got wrong)."""
+    from importlib import metadata
+
+    release = metadata.version("transformer-lens")
+    return cache_dir() / "checks" / f"{model_fingerprint(model)}-tl{release}.json"
 
 
 def _cached_result(model: Model) -> dict[str, Any] | None:
-    path = cache_dir() / "checks" / f"{model_fingerprint(model)}.json"
+    path = _check_path(model)
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -413,7 +449,7 @@ def default_to_uncached_generation(model: Model) -> bool:
     found = _cached_result(model)
     if found is None:
         found = generation_check(model)
-        path = cache_dir() / "checks" / f"{model_fingerprint(model)}.json"
+        path = _check_path(model)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(found))
@@ -459,26 +495,28 @@ def model_fingerprint(model: Model) -> str:
     from accelerate.utils import align_module_device, has_offloaded_params
 
     digest = hashlib.sha256()
-    # each parameter once, under its first name (tied weights are shared), decided before any
-    # offloaded layer is brought in: those get new tensors while they are in
-    names = {name for name, _ in model.named_parameters()}  # type: ignore[attr-defined]
+    # each parameter once, under the first module (in name order) that holds it: decided on
+    # the live parameter objects before any offloaded layer is brought in (that swaps in
+    # temporary tensors, whose ids may repeat)
+    modules = sorted(model.named_modules(), key=lambda item: item[0])  # type: ignore[attr-defined]
+    owner: dict[int, tuple[str, str]] = {}
+    for prefix, module in modules:
+        for name, param in module.named_parameters(recurse=False):
+            owner.setdefault(id(param), (prefix, name))
+    owned: dict[str, list[str]] = {}
+    for prefix, name in owner.values():
+        owned.setdefault(prefix, []).append(name)
     with torch.no_grad():
-        modules = sorted(model.named_modules(), key=lambda item: item[0])  # type: ignore[attr-defined]
         for prefix, module in modules:
-            own = [
-                (name, f"{prefix}.{name}" if prefix else name)
-                for name, _ in module.named_parameters(recurse=False)
-            ]
-            own = [(name, full) for name, full in own if full in names]
-            if not own:
+            if prefix not in owned:
                 continue
             offloaded = has_offloaded_params(module)
             context = align_module_device(module, "cpu") if offloaded else contextlib.nullcontext()
             with context:
                 params = dict(module.named_parameters(recurse=False))
-                for name, full in own:
+                for name in owned[prefix]:
                     param = params[name]
-                    digest.update(f"{full}:{tuple(param.shape)};".encode())
+                    digest.update(f"{name}:{tuple(param.shape)};".encode())
                     if param.device.type == "meta" or param.numel() == 0:
                         continue
                     flat = param.detach().reshape(-1)

@@ -119,6 +119,8 @@ def profile(
     units.check_model(model)
     if isinstance(contrast, str):
         contrast = Contrast.builtin(contrast)
+    if isinstance(conditions, str):  # one condition, not its letters
+        conditions = [conditions]
     names = list(contrast.conditions) if conditions is None else list(conditions)
     unknown = [c for c in names if c not in contrast.conditions]
     if unknown:

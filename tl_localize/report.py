@@ -27,8 +27,16 @@ import pandas as pd
 from .errors import LocalizeError
 from .results import now
 
-__all__ = ["build_report", "build_study_report", "find_results", "write_report"]
+__all__ = [
+    "build_report",
+    "build_study_report",
+    "check_page",
+    "find_results",
+    "write_page",
+    "write_report",
+]
 
+GENERATOR = '<meta name="generator" content="tl_localize">'  # marks a page as ours
 RESULT_FILES = ("record.json", "*.csv", "*.png", "*.view.html")
 MAX_ROWS = 40
 STYLE = """
@@ -215,7 +223,7 @@ def _section(root: Path, folder: Path, anchor: str) -> str:
 def _page(heading: str, root: Path, body: str) -> str:
     heading = html.escape(heading)
     return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">{GENERATOR}'
         f"<title>{heading}</title><style>{STYLE}</style></head><body>"
         f"<h1>{heading}</h1><p class='note'>Made {now()} from {html.escape(str(root))}.</p>"
         f"{body}</body></html>"
@@ -317,11 +325,43 @@ def build_report(folder: str | Path, title: str | None = None) -> str:
     return _page(heading, root, f"<ul>{toc}</ul>{sections}")
 
 
-def write_report(folder: str | Path, out: str | Path | None = None, **kwargs: Any) -> Path:
-    """Write :func:`build_report`'s page to ``out`` (default ``<folder>/report.html``)."""
-    page = build_report(folder, **kwargs)
-    path = Path(out) if out is not None else Path(folder) / "report.html"
+def check_page(path: str | Path, *, default: bool = False) -> Path:
+    """Where a report page may be written: a new file in an existing folder, or a report
+    page this toolkit wrote (``default``: the folder's own ``report.html``, replaced even if
+    written before pages carried the toolkit's mark); never a folder or another file."""
+    path = Path(path)
+    if path.is_dir() or not path.name:
+        raise LocalizeError(f"The page {path} is a folder; name an .html file to write.")
+    if not path.parent.is_dir():
+        raise LocalizeError(f"No folder {path.parent} to write the page {path.name} into.")
+    if path.is_symlink() or (path.exists() and not default):
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                ours = GENERATOR in handle.read(4096)
+        except OSError:
+            ours = False
+        if not ours:
+            raise LocalizeError(
+                f"{path} exists and is not a report page of tl_localize; it is never "
+                "replaced. Name a new file for the page."
+            )
+    return path
+
+
+def write_page(page: str, path: str | Path, *, default: bool = False) -> Path:
+    """Write ``page`` to ``path`` (checked by :func:`check_page`) atomically."""
+    path = check_page(path, default=default)
     tmp = path.with_name(f".{path.name}.partial")
     tmp.write_text(page, encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def write_report(folder: str | Path, out: str | Path | None = None, **kwargs: Any) -> Path:
+    """Write :func:`build_report`'s page to ``out`` (default ``<folder>/report.html``); an
+    existing file is replaced only if it is a report page of this toolkit."""
+    path = Path(out) if out is not None else Path(folder) / "report.html"
+    if out is not None:
+        check_page(path)  # before the work
+    page = build_report(folder, **kwargs)
+    return write_page(page, path, default=out is None)

@@ -109,14 +109,21 @@ def is_results_folder(folder: str | Path) -> bool:
 
 
 def _foreign(folder: Path) -> list[str]:
-    """Entries of ``folder`` that the toolkit does not write (subfolders must be results)."""
+    """Entries of ``folder`` that the toolkit does not write: subfolders must be results
+    folders holding nothing else, or temporary folders of a save (hidden, with the owner
+    file)."""
     out = []
     for entry in sorted(folder.iterdir()):
         if entry.name == _OWNER:
             continue
         if entry.is_dir() and not entry.is_symlink():
-            if not entry.name.startswith(".") and not is_results_folder(entry):
+            if entry.name.startswith("."):
+                if not (entry / _OWNER).is_file():
+                    out.append(entry.name + "/")
+            elif not is_results_folder(entry):
                 out.append(entry.name + "/")
+            else:
+                out += [f"{entry.name}/{name}" for name in _foreign(entry)]
         elif entry.is_symlink() or not any(fnmatch.fnmatch(entry.name, p) for p in RESULT_PATTERNS):
             out.append(entry.name)
     return out

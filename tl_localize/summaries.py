@@ -91,22 +91,33 @@ def localization_summary(loc: Localization) -> str:
     return " ".join(sentences)
 
 
+def _change_words(change: float, low: float, high: float) -> str:
+    """``lowers CHANGES by 31.1% [23.6, 38.0]`` when the interval lies on one side of zero,
+    else ``changes CHANGES by -2.0% [-5.0, 1.0]`` (signed)."""
+    if not math.isnan(low) and not math.isnan(high) and (high < 0 or low > 0):
+        word = "lowers" if change < 0 else "raises"
+        a, b = sorted((abs(low), abs(high)))
+        return f"{word} CHANGES by {abs(change):.1f}% [{a:.1f}, {b:.1f}]"
+    if math.isnan(low) or math.isnan(high):
+        word = "lowers" if change < 0 else "raises"
+        return f"{word} CHANGES by {abs(change):.1f}%"
+    return f"changes CHANGES by {change:+.1f}%{_interval(low, high)}"
+
+
 def _ablation_sentence(
     verb: str, table: pd.DataFrame, verdicts: pd.DataFrame, task: str, fraction: float
 ) -> str:
     rows = table[(table["task"] == task) & (table["fraction"] == fraction)]
     selected = rows[rows["set"] == "selected"].iloc[0]
     metric = selected["metric"]
-    direction = "lowers" if selected["change_pct"] < 0 else "raises"
-    text = (
-        f"{verb} the {int(selected['n_units'])} selected units {direction} {task} {metric} by "
-        f"{_pct(selected['change_pct'])}"
-        f"{_interval(selected['change_low'], selected['change_high'])}"
+    change = _change_words(selected["change_pct"], selected["change_low"], selected["change_high"])
+    text = f"{verb} the {int(selected['n_units'])} selected units " + change.replace(
+        "CHANGES", f"{task} {metric}"
     )
     found = verdicts[(verdicts["task"] == task) & (verdicts["fraction"] == fraction)]
     parts, judgements = [], []
     for v in found.itertuples():
-        word = "lowers" if v.control_change_pct < 0 else "raises"
+        word = "lower" if v.control_change_pct < 0 else "raise"
         parts.append(
             f"{MATCH_WORDS.get(str(v.match), str(v.match))} {word} it by "
             f"{_pct(v.control_change_pct)} (mean of {v.n_seeds})"

@@ -50,6 +50,8 @@ OPTIONS: dict[str, str] = {
     "(arithmetic)",
     "texts": "texts to score, or a text file of them, one per line (perplexity)",
 }
+# options whose command-line flag has another name
+FLAGS: dict[str, str] = {"texts": "perplexity"}
 
 
 @dataclass(frozen=True)
@@ -98,9 +100,10 @@ class Task:
         }
         missing = [k for k in self.required if chosen.get(k) is None]
         if missing:
+            flag = FLAGS.get(missing[0], missing[0]).replace("_", "-")
             raise LocalizeError(
                 f"Task {self.name!r} needs {missing[0]}= ({OPTIONS.get(missing[0], 'an option')};"
-                f" on the command line --{missing[0].replace('_', '-')})."
+                f" on the command line --{flag})."
             )
         return chosen
 
@@ -174,6 +177,9 @@ def read_texts(texts: str | Path | Sequence[str]) -> list[str]:
     out = list(texts)
     if not out:
         raise LocalizeError("No texts given: pass a non-empty list or a text file.")
+    for i, text in enumerate(out):
+        if not isinstance(text, str) or not text.strip():
+            raise LocalizeError(f"Text {i} is empty or not a string ({text!r}); remove it.")
     return out
 
 
@@ -246,7 +252,9 @@ for _task in (
     ),
     Task(
         "arithmetic",
-        load=lambda n_per_paradigm: heldout_problems(n_per_paradigm),
+        load=lambda n_per_paradigm: heldout_problems(
+            check_int("n_per_paradigm", n_per_paradigm, 1)
+        ),
         score=evaluate.arithmetic,
         options={"n_per_paradigm": 50},
         description="held-out arithmetic problems, exact match by greedy decoding (3 shots)",

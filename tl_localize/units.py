@@ -21,7 +21,7 @@ from safetensors.torch import safe_open, save_file
 from torch import Tensor
 
 from ._compat import warn_deprecated
-from .errors import LocalizeError
+from .errors import LocalizeError, check_int
 from .protocol import Model
 from .sites import SITES, get_site
 
@@ -209,7 +209,7 @@ class Units:
         draws one of the ``n_nearest`` unselected, unused units of the same layer closest to
         it in log ``magnitude`` (``Localization.stats["magnitude"]``).
         """
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_int("seed", seed, 0))
         free = ~self.mask.numpy()
         mask = np.zeros_like(free)
         if match == "magnitude":
@@ -217,6 +217,11 @@ class Units:
                 raise LocalizeError(
                     "match='magnitude' needs magnitude=, a [n_layers, width] tensor of each "
                     "unit's mean |activation| (Localization.stats['magnitude'])."
+                )
+            if not bool(torch.isfinite(magnitude).all()):
+                raise LocalizeError(
+                    "magnitude= holds NaN or infinite values, so no unit can be matched to "
+                    "it; the statistics are damaged. Localize again, or match='uniform'."
                 )
             log_mag = np.log(magnitude.double().clamp_min(1e-12).numpy())
             selected = self.indices().numpy()

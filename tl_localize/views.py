@@ -29,7 +29,7 @@ from torch import Tensor
 from ._compat import warn_deprecated
 from .activations import iter_pooled, token_batches
 from .contrast import Contrast
-from .errors import LocalizeError
+from .errors import LocalizeError, check_int
 from .models import hf_tokenizer
 from .protocol import Model, weight
 from .sites import get_site
@@ -303,6 +303,8 @@ def top_stimuli(
         ``rank``, ``text``, ``condition``, ``activation`` (pooled, signed).
     """
     units.check_model(model)
+    check_int("n_units", n_units, 1)
+    check_int("k", k, 1)
     all_texts, conditions = _texts(texts)
     idx = _ranked(units, order, n_units)
     site = get_site(units.site)

@@ -11,6 +11,7 @@ localizer stimulus is never a test item.
 from __future__ import annotations
 
 import itertools
+import numbers
 import random
 from collections.abc import Iterable, Sequence
 
@@ -72,8 +73,8 @@ def make_problems(
     low, high = operands
     if low > high:
         raise LocalizeError(f"Empty operand range {operands}.")
-    if n < 0:
-        raise LocalizeError(f"The number of problems must be 0 or more, got {n}.")
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
+        raise LocalizeError(f"The number of problems must be a whole number >= 0, got {n!r}.")
     unknown = [op for op in ops if op not in OPS]
     if unknown:
         raise LocalizeError(f"Unknown operator {unknown[0]!r}; use {list(OPS)}.")

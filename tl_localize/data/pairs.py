@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import LocalizeError
+from ..errors import LocalizeError, check_int
 from .io import read_csv, read_jsonl, resource_jsonl
 
 __all__ = [
@@ -62,7 +62,9 @@ def minimal_pairs_frame(pairs: Any) -> pd.DataFrame:
     for col in COLUMNS:
         for i, text in enumerate(frame[col]):
             if not isinstance(text, str) or not text.strip():
-                raise LocalizeError(f"Pair {i}: {col} is empty ({text!r}); remove or fix it.")
+                raise LocalizeError(
+                    f"Pair {i}: {col} is empty or not text ({text!r}); remove or fix it."
+                )
     same = (frame["sentence_good"].str.strip() == frame["sentence_bad"].str.strip()).to_numpy()
     if same.any():
         i = int(same.argmax())
@@ -100,8 +102,12 @@ def load_blimp(
 ) -> pd.DataFrame:
     """BLiMP pairs from a folder of ``{paradigm}.jsonl`` files (or the hub dataset, online),
     with a ``paradigm`` column; ``n_per_paradigm`` keeps the first N pairs of each."""
-    if n_per_paradigm is not None and n_per_paradigm < 1:
-        raise LocalizeError(f"n_per_paradigm must be at least 1, got {n_per_paradigm}.")
+    if n_per_paradigm is not None:
+        check_int("n_per_paradigm", n_per_paradigm, 1)
+    if isinstance(paradigms, str):  # one paradigm, not its letters
+        paradigms = [paradigms]
+    if paradigms is not None and not list(paradigms):
+        raise LocalizeError("paradigms=[] names no BLiMP paradigm; name some, or pass None (all).")
     folder = Path(source)
     if folder.is_dir():
         files = {p.stem: p for p in sorted(folder.glob("*.jsonl"))}

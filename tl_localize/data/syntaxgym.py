@@ -15,7 +15,7 @@ The sentence of a condition is its non-empty regions' contents joined by single 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -25,7 +25,14 @@ import pyparsing as pp
 from ..errors import LocalizeError
 from .io import read_json
 
-__all__ = ["Formula", "SuiteSentence", "load_suites", "parse_formula", "suite_sentences"]
+__all__ = [
+    "Formula",
+    "SuiteSentence",
+    "check_suites",
+    "load_suites",
+    "parse_formula",
+    "suite_sentences",
+]
 
 _TRUTH_OPS = frozenset("<>=&|")  # the operators whose value is true or false
 
@@ -174,8 +181,25 @@ def load_suites(source: str | Path, suites: Sequence[str] | None = None) -> dict
     out = {}
     for name in chosen:
         suite = read_json(files[name], "SyntaxGym suite")
-        _check_suite(files[name], suite)
+        _check_suite(str(files[name]), suite)
         out[name] = suite
+    suite_sentences(out)  # formulas name regions and conditions the items have
+    return out
+
+
+def check_suites(suites: Any) -> dict[str, dict]:
+    """Suites given as a mapping of name -> suite (as :func:`load_suites` returns them),
+    each checked as :func:`load_suites` checks a file."""
+    if not isinstance(suites, Mapping) or not suites:
+        raise LocalizeError(
+            "SyntaxGym suites are a suite file, a folder of them, or a non-empty dict of "
+            f"name -> suite; got {type(suites).__name__}"
+            f"{' (empty)' if isinstance(suites, Mapping) else ''}."
+        )
+    out = {str(name): suite for name, suite in suites.items()}
+    for name, suite in out.items():
+        _check_suite(f"Suite {name!r}", suite)
+    suite_sentences(out)
     return out
 
 
@@ -189,8 +213,13 @@ def _require(where: str, value: Any, key: str, kind: type | tuple[type, ...]) ->
     return found
 
 
-def _check_suite(path: Path, suite: Any) -> None:
-    where = str(path)
+def _region_number(where: str, region: dict) -> None:
+    number = _require(where, region, "region_number", (int, str))
+    if isinstance(number, str) and not number.strip().isdecimal():
+        raise LocalizeError(f"{where}: 'region_number' is {number!r}, not a whole number.")
+
+
+def _check_suite(where: str, suite: Any) -> None:
     predictions = _require(where, suite, "predictions", list)
     items = _require(where, suite, "items", list)
     if not predictions:
@@ -201,18 +230,33 @@ def _check_suite(path: Path, suite: Any) -> None:
     if not items:
         raise LocalizeError(f"{where}: the suite has no items.")
     for i, prediction in enumerate(predictions):
-        _require(f"{where}, prediction {i}", prediction, "formula", str)
+        formula = _require(f"{where}, prediction {i}", prediction, "formula", str)
+        try:
+            parse_formula(formula)
+        except LocalizeError as error:
+            raise LocalizeError(f"{where}, prediction {i}: {error}") from None
+    numbers: dict[Any, int] = {}
     for i, item in enumerate(items):
         at = f"{where}, item {i}"
-        _require(at, item, "item_number", (int, str))
+        number = _require(at, item, "item_number", (int, str))
+        if number in numbers:
+            raise LocalizeError(
+                f"{at}: item_number {number!r} is also item {numbers[number]}'s; each item "
+                "needs its own number (their surprisals would be mixed up)."
+            )
+        numbers[number] = i
         conditions = _require(at, item, "conditions", list)
         if not conditions:
             raise LocalizeError(f"{at}: the item has no conditions.")
+        names: set[str] = set()
         for j, condition in enumerate(conditions):
-            _require(f"{at}, condition {j}", condition, "condition_name", str)
+            name = _require(f"{at}, condition {j}", condition, "condition_name", str)
+            if name in names:
+                raise LocalizeError(f"{at}, condition {j}: condition_name {name!r} repeats.")
+            names.add(name)
             regions = _require(f"{at}, condition {j}", condition, "regions", list)
             for k, region in enumerate(regions):
-                _require(f"{at}, condition {j}, region {k}", region, "region_number", (int, str))
+                _region_number(f"{at}, condition {j}, region {k}", region)
 
 
 @dataclass(frozen=True)

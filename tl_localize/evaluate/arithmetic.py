@@ -7,6 +7,7 @@ continue the number; that is computed in one teacher-forced pass per batch.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Sequence
 
 import pandas as pd
@@ -14,8 +15,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..activations import token_batches
-from ..data.arithmetic import SHOTS, Problem, format_problem, heldout_problems, solve
-from ..errors import LocalizeError
+from ..data.arithmetic import OPS, SHOTS, Problem, format_problem, heldout_problems, solve
+from ..errors import LocalizeError, check_int
 from ..models import hf_tokenizer
 from ..protocol import Hooks, Model
 
@@ -51,15 +52,24 @@ def arithmetic(
         n_per_level, problems = problems, None
     if not 0 <= shots <= len(SHOTS):
         raise LocalizeError(f"shots must be between 0 and {len(SHOTS)}, got {shots}.")
-    if n_per_level < 1:
-        raise LocalizeError(f"n_per_level must be at least 1, got {n_per_level}.")
+    check_int("n_per_level", n_per_level, 1)
     if problems is None:
         frame = heldout_problems(n_per_level, levels, seed=seed, localizer=localizer)
     else:
         missing = {"a", "op", "b"} - set(problems.columns)
         if missing:
             raise LocalizeError(f"problems need columns a, op and b; missing {sorted(missing)}.")
+        if problems.empty:
+            raise LocalizeError("problems has no rows: there is nothing to solve.")
         frame = problems.reset_index(drop=True).copy()
+        for i, (a, op, b) in enumerate(zip(frame["a"], frame["op"], frame["b"], strict=True)):
+            if op not in OPS or not all(
+                isinstance(x, numbers.Integral) and not isinstance(x, bool) for x in (a, b)
+            ):
+                raise LocalizeError(
+                    f"problems, row {i}: ({a!r}, {op!r}, {b!r}) is not a problem; a and b must "
+                    f"be whole numbers and op one of {list(OPS)}."
+                )
         frame["answer"] = [
             solve(a, op, b) for a, op, b in zip(*(frame[c] for c in "a op b".split()), strict=True)
         ]

@@ -7,6 +7,7 @@ favours the right one.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from ..data.stories import builtin_stories, story_text
@@ -37,6 +38,12 @@ def false_belief(
         )
     if frame.empty:
         raise LocalizeError("No stories to judge: the table is empty.")
+    odd = [a for a in frame["answer"] if not isinstance(a, bool | np.bool_) and a not in (0, 1)]
+    if odd:  # "False" as a string would count as true
+        raise LocalizeError(
+            f"Stories' 'answer' column must hold True or False; found {odd[0]!r}. Convert it "
+            "first, e.g. frame['answer'] = frame['answer'].map({'true': True, 'false': False})."
+        )
     prompts = [
         f"{story_text(s, t)}\nTrue or False? Answer:"
         for s, t in zip(frame["story"], frame["statement"], strict=True)

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from .._compat import deprecated_positional
-from ..data.syntaxgym import load_suites, suite_sentences
+from ..data.syntaxgym import check_suites, load_suites, suite_sentences
 from ..errors import LocalizeError
 from ..models import hf_tokenizer
 from ..protocol import Hooks, Model
@@ -40,7 +40,7 @@ def syntaxgym(
     or suites already read by :func:`tl_localize.data.syntaxgym.load_suites`): one row per
     item with ``suite``, ``item_number``, ``correct`` and one boolean column per prediction
     (``prediction_0``, ...)."""
-    loaded = dict(suites) if isinstance(suites, Mapping) else load_suites(suites, names)
+    loaded = check_suites(suites) if isinstance(suites, Mapping) else load_suites(suites, names)
     formulas, sentences = suite_sentences(loaded)
     tokenizer = hf_tokenizer(model)
     scores = token_logprobs(
