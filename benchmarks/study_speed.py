@@ -1,13 +1,19 @@
 """A 3-model study (the default model and two tiny random models of other shapes, saved as
 local Hugging Face folders) run by the local executor and by Ray, in one run: time, model
 loads per model, Ray's overhead over local (start-up included), and the time to re-run the
-finished study (nothing to do: no model may load). Prints a markdown table.
+finished study (nothing to do: no model may load). Prints a markdown table per size:
 
-    python benchmarks/study_speed.py        # a few minutes on 2 cores
+- ``small``: a 16-text contrast and one pair per paradigm (seconds of work: Ray's start-up
+  shows in full);
+- ``builtin``: the built-in language contrast (480 stimuli) and the whole built-in suite
+  (334 pairs), one control of each kind: the size of a real study's jobs.
+
+    python benchmarks/study_speed.py [--sizes small,builtin]   # about 6 minutes on 2 cores
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
@@ -29,6 +35,13 @@ STIMULI = {
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="small,builtin")
+    for size in parser.parse_args().sizes.split(","):
+        run(size)
+
+
+def run(size: str) -> None:
     root = Path(tempfile.mkdtemp(prefix="study-speed-"))
     tiny = {
         arch: save_tiny_hf(root / arch, arch, seed=i) for i, arch in enumerate(("llama", "gpt2"))
@@ -51,9 +64,11 @@ def main() -> None:
                     "negative": "N",
                     "top": [0.01],
                 }
+                if size == "small"
+                else {"name": "lang", "contrast": "language", "top": [0.01]}
             ],
             "ablation": {"n_random": 1, "n_boot": 200},
-            "tasks": {"builtin": {"n_per_paradigm": 1}},
+            "tasks": {"builtin": {"n_per_paradigm": 1} if size == "small" else {}},
         }
     )
     results = {}
@@ -72,7 +87,7 @@ def main() -> None:
     except AssertionError:
         same = False
     n_jobs = len(local.plan)
-    print(f"{n_jobs} jobs over 3 models; Ray frame equals local: {same}")
+    print(f"\n{size}: {n_jobs} jobs over 3 models; Ray frame equals local: {same}\n")
     print("| run | time (s) | model loads per model | x local |")
     print("|---|---|---|---|")
     print(f"| local executor | {local_s:.1f} | {local.run_counts['loads']} | 1.00 |")

@@ -257,7 +257,11 @@ class _RayWorker:
             return _load_failure(error)
         return {"status": "loaded", "loads": self.runner.loads}
 
-    def run(self, job: dict[str, Any]) -> dict[str, Any]:
+    def run(self, job: dict[str, Any], threads: int | None = None) -> dict[str, Any]:
+        import torch
+
+        if threads is not None and threads != torch.get_num_threads():
+            torch.set_num_threads(threads)  # the CPUs of models that have finished
         return self.runner.run(Job.from_dict(job))
 
 
@@ -307,11 +311,15 @@ def _run_ray(study: Study, out: Path, todo: dict[str, list[Job]], plan: list[Job
         total_cpus = int(ray.cluster_resources().get("CPU", cpus))
         parallel = max(1, min(max_parallel or total_cpus, len(todo)))
         threads = max(1, total_cpus // parallel)
+        # On a local instance the machine is ours: when fewer models than `parallel` are left,
+        # each next job of the models still running gets the idle CPUs' threads too. On a
+        # cluster an actor keeps the CPUs it reserved.
+        elastic = address is None
         spec = _study_dict(study, out)
         plan_dicts = [j.to_dict() for j in plan]
         waiting = list(todo)
         running: dict[Any, tuple[str, Job | None, Any]] = {}  # ref -> (label, job, actor)
-        remaining: dict[str, int] = {}
+        queued: dict[str, list[Job]] = {}  # each actor runs one job at a time
         loads: dict[str, int] = {}
 
         def launch(label: str) -> None:
@@ -320,12 +328,18 @@ def _run_ray(study: Study, out: Path, todo: dict[str, list[Job]], plan: list[Job
             actor = actor_class.remote(spec, label, str(out), plan_dicts, threads)
             start(label)
             running[actor.load.remote()] = (label, None, actor)
-            for job in todo[label]:
-                running[actor.run.remote(job.to_dict())] = (label, job, actor)
-            remaining[label] = len(todo[label]) + 1
+            queued[label] = list(todo[label])
+
+        def submit(label: str, actor: Any) -> None:
+            job = queued[label].pop(0)
+            active = len(queued) + len(waiting)  # models with work left (this one included)
+            share = (
+                max(threads, total_cpus // max(1, min(active, parallel))) if elastic else threads
+            )
+            running[actor.run.remote(job.to_dict(), share)] = (label, job, actor)
 
         while waiting or running:
-            while waiting and len({lab for lab, _, _ in running.values()}) < parallel:
+            while waiting and len(queued) < parallel:
                 launch(waiting.pop(0))
             ready, _ = ray.wait(list(running), num_returns=1)
             label, job, actor = running.pop(ready[0])
@@ -339,8 +353,10 @@ def _run_ray(study: Study, out: Path, todo: dict[str, list[Job]], plan: list[Job
             else:
                 loads[label] = max(loads.get(label, 0), int(result.get("loads", 0)))
                 report(job, result)
-            remaining[label] -= 1
-            if remaining[label] == 0:
+            if queued[label]:
+                submit(label, actor)
+            else:
+                del queued[label]
                 ray.kill(actor)
         return loads
 
