@@ -156,7 +156,7 @@ def reliability(
         columns. The model runs once over the stimuli, whatever ``n_splits``.
 
     >>> frame = reliability(model, toy_contrast, top=6, n_splits=2, progress=False)
-    >>> frame[frame["scope"] == "all"]["dice"].between(0, 1).all()
+    >>> frame.query("scope == 'all'").dice.between(0, 1).all()
     np.True_
     """
     if isinstance(contrast, str):

@@ -155,7 +155,8 @@ def pearson_rows(predicted: np.ndarray, y: np.ndarray, index: np.ndarray) -> np.
     """Pearson r of every bootstrap resample and response column, vectorised.
 
     Args:
-        predicted, y: ``[n, R]`` (or ``[n]``) arrays.
+        predicted: ``[n, R]`` (or ``[n]``) predictions.
+        y: the responses, the same shape.
         index: ``[n_boot, m]`` integer resample matrix (rows index the ``n`` sentences).
 
     Returns:
