@@ -68,11 +68,17 @@ def cell_ending_in(nb: nbformat.NotebookNode, expression: str) -> nbformat.Noteb
     raise AssertionError(f"no code cell ends in {expression!r}")
 
 
-def result_html(cell: nbformat.NotebookNode) -> str:
+def cell_result(cell: nbformat.NotebookNode) -> dict:
+    """The data (by MIME type) of the cell's last result."""
     results = [o for o in cell.outputs if o.output_type == "execute_result"]
     assert results, f"the cell ending in {cell.source.splitlines()[-1]!r} shows no result"
-    assert "text/html" in results[-1].data, "the cell's result has no HTML representation"
-    return results[-1].data["text/html"]
+    return results[-1].data
+
+
+def result_html(cell: nbformat.NotebookNode) -> str:
+    data = cell_result(cell)
+    assert "text/html" in data, "the cell's result has no HTML representation"
+    return data["text/html"]
 
 
 def stream_text(nb: nbformat.NotebookNode, name: str) -> str:
@@ -139,9 +145,7 @@ def check_circuits(nb: nbformat.NotebookNode) -> None:
 
 
 def result_text(cell: nbformat.NotebookNode) -> str:
-    results = [o for o in cell.outputs if o.output_type == "execute_result"]
-    assert results, f"the cell ending in {cell.source.splitlines()[-1]!r} shows no result"
-    return str(results[-1].data["text/plain"])
+    return str(cell_result(cell)["text/plain"])
 
 
 def check_studies(nb: nbformat.NotebookNode) -> None:

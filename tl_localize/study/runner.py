@@ -333,9 +333,7 @@ def _run_ray(study: Study, out: Path, todo: dict[str, list[Job]], plan: list[Job
         def submit(label: str, actor: Any) -> None:
             job = queued[label].pop(0)
             active = len(queued) + len(waiting)  # models with work left (this one included)
-            share = (
-                max(threads, total_cpus // max(1, min(active, parallel))) if elastic else threads
-            )
+            share = max(threads, total_cpus // min(active, parallel)) if elastic else threads
             running[actor.run.remote(job.to_dict(), share)] = (label, job, actor)
 
         while waiting or running:
