@@ -92,10 +92,100 @@ def test_encode_sets_matches_sklearn_pipeline(dtype, n_resp):
         for j in range(n_resp):
             r_fast = np.corrcoef(fit.predicted[:, j], y[:, j])[0, 1]
             r_ref = np.corrcoef(expected[:, j], y[:, j])[0, 1]
-            assert abs(r_fast - r_ref) < 1e-7
+            # float32 features: the kernel form of wide sets runs in float32
+            assert abs(r_fast - r_ref) < (1e-7 if dtype == np.float64 else 1e-6)
         chosen.extend(fit.alphas)
     # the data must exercise the penalty choice, not sit at one end of the grid
     assert len(set(chosen)) >= 4
+
+
+def _wide(seed: int = 0, n: int = 150, p: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """A float32 design wider than its rows with correlated columns, and two responses it
+    drives: the best penalty sits inside the grid, well ahead of the others."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, p)) @ rng.standard_normal((p, p)) * 0.1
+    x += rng.standard_normal((n, p))
+    weights = rng.standard_normal((p, 2)) * (rng.random((p, 1)) < 0.2)
+    y = x @ weights + 5 * rng.standard_normal((n, 2))
+    return x.astype(np.float32), y
+
+
+def _count_float64_kernels(monkeypatch) -> dict[str, int]:
+    calls = {"n": 0}
+    original = ridge._kernel_gram
+
+    def counting(z):
+        calls["n"] += 1
+        return original(z)
+
+    monkeypatch.setattr(ridge, "_kernel_gram", counting)
+    return calls
+
+
+def test_float32_kernel_matches_sklearn_without_float64(monkeypatch):
+    """A clear penalty choice is made in float32 in every fold (no float64 kernel is built)
+    and equals sklearn's, with r to 1e-6."""
+    x, y = _wide()
+    splits = fold_splits(len(x), 5, seed=0)
+    calls = _count_float64_kernels(monkeypatch)
+    (fit,) = encode_sets(x, [None], y, splits)
+    assert calls["n"] == 0
+    expected, expected_alphas = _sklearn(x, y, None, splits)
+    np.testing.assert_array_equal(fit.alphas, expected_alphas)
+    assert 1e-3 < fit.alphas.min() and fit.alphas.max() < 1e7  # inside the grid
+    np.testing.assert_allclose(fit.predicted, expected, rtol=1e-4, atol=1e-4 * np.abs(y).max())
+    for j in range(y.shape[1]):
+        r_fast = np.corrcoef(fit.predicted[:, j], y[:, j])[0, 1]
+        r_ref = np.corrcoef(expected[:, j], y[:, j])[0, 1]
+        assert abs(r_fast - r_ref) < 1e-6
+    # the same fit forced through float64 agrees
+    monkeypatch.setattr(ridge, "_kernel_fit32", lambda *args: None)
+    (exact,) = encode_sets(x, [None], y, splits)
+    np.testing.assert_array_equal(exact.alphas, fit.alphas)
+    np.testing.assert_allclose(
+        fit.predicted, exact.predicted, rtol=1e-4, atol=1e-4 * np.abs(y).max()
+    )
+
+
+def test_float32_kernel_falls_back_when_too_close_to_call(monkeypatch):
+    """Responses that are pure noise leave the large penalties' scores within float32's error
+    of each other: those folds are refit in float64 and still choose sklearn's penalty."""
+    x, _ = _wide()
+    noise = np.random.default_rng(7).standard_normal((len(x), 1))
+    splits = fold_splits(len(x), 5, seed=0)
+    calls = _count_float64_kernels(monkeypatch)
+    (fit,) = encode_sets(x, [None], noise, splits)
+    assert calls["n"] >= 1
+    expected, expected_alphas = _sklearn(x, noise, None, splits)
+    np.testing.assert_array_equal(fit.alphas, expected_alphas)
+    np.testing.assert_allclose(fit.predicted, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_float32_kernel_deflates_the_constant_direction():
+    """The centered kernel's null vector (constant) is removed exactly: the float32 path's
+    leave-one-out scores equal the float64 ones for every penalty, the smallest included,
+    where an eigenvalue of float32 size instead of 0 would spoil them."""
+    x, y = _wide(seed=3)
+    train = np.arange(120)
+    mean, scale = ridge._scaler_stats(np.ascontiguousarray(x[train]))
+    z = ridge._standardize(np.ascontiguousarray(x[train]), mean, scale)
+    yc = y[train] - y[train].mean(0)
+    seen = []
+    original = ridge._loo_scores
+
+    def spy(num, den, n_alpha):
+        seen.append(original(num, den, n_alpha))
+        return seen[-1]
+
+    ridge._loo_scores = spy
+    try:
+        ridge._kernel_fit32(z, yc, ALPHAS)
+        _, gram = ridge._kernel_gram(z)
+        ridge._ridge_kernel(gram, yc, ALPHAS)
+    finally:
+        ridge._loo_scores = original
+    fast, exact = seen
+    np.testing.assert_allclose(fast, exact, rtol=1e-4)
 
 
 def test_encode_sets_batching_does_not_change_results(monkeypatch):
