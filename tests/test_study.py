@@ -321,18 +321,56 @@ def test_sharded_equals_unsharded(tiny_hf):
         load_model(tiny_hf["llama"], max_memory={"cpu": "1GiB"})
 
 
+def test_thread_shares_follow_model_size():
+    from tl_localize.study.runner import _thread_shares
+
+    sizes = {"big": 135_000_000, "tiny": 100_000, "also": 120_000, "unknown": None}
+    assert _thread_shares(2, sizes, ["big", "tiny"]) == {"big": 2, "tiny": 1}
+    assert _thread_shares(16, sizes, ["tiny", "also"]) == {"tiny": 7, "also": 9}
+    assert _thread_shares(2, sizes, ["tiny"]) == {"tiny": 2}
+    assert _thread_shares(4, sizes, ["unknown", "big"]) == {"unknown": 2, "big": 2}
+    assert _thread_shares(1, {"a": 5, "b": 5}, ["a", "b"]) == {"a": 1, "b": 1}
+
+
 @pytest.mark.study
 @pytest.mark.ray
 def test_ray_gives_the_local_results(tmp_path, small_contrast, tiny_hf):
     study = Study.from_dict(spec(tiny_models(tiny_hf), small_contrast))
     local = run_study(study, tmp_path / "local", progress=False)
-    ray = run_study(study, tmp_path / "ray", executor="ray", progress=False)
+    ray = run_study(study, tmp_path / "ray", executor="ray", max_parallel=2, progress=False)
     assert ray.run_counts["loads"] == {"llama": 1, "gpt2": 1}
     pd.testing.assert_frame_equal(local.frame(), ray.frame(), rtol=1e-6)
     for model in ("llama", "gpt2"):
         assert local.localization(model, "lang").units == ray.localization(model, "lang").units
+    assert len(set(ray.run_counts["workers"].values())) == 2  # two models at once
     with pytest.raises(LocalizeError, match="Could not reach the Ray cluster"):
         run_study(study, tmp_path / "nowhere", executor="ray", address="ray://127.0.0.1:9")
+
+
+@pytest.mark.study
+@pytest.mark.ray
+def test_ray_actors_are_reused_and_an_unloadable_model_fails_as_locally(
+    tmp_path, small_contrast, tiny_hf
+):
+    """One model at a time (max_parallel=1): one actor holds each model in turn, an
+    unloadable model's jobs fail without a retry per job, and the results equal the local
+    executor's."""
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_hf["gpt2"], broken)
+    (broken / "model.safetensors").write_bytes(b"not safetensors at all")
+    models = [{"label": "broken", "spec": str(broken)}, *tiny_models(tiny_hf)]
+    study = Study.from_dict(spec(models, small_contrast))
+    local = run_study(study, tmp_path / "local", progress=False)
+    ray = run_study(study, tmp_path / "ray", executor="ray", max_parallel=1, progress=False)
+    workers = ray.run_counts["workers"]
+    assert set(workers) == {"broken", "llama", "gpt2"}
+    assert len(set(workers.values())) == 1  # the same actor, in turn
+    assert workers["llama"] != local.run_counts["workers"]["llama"]  # not the driver
+    assert ray.run_counts["loads"] == {"broken": 0, "llama": 1, "gpt2": 1}
+    pd.testing.assert_frame_equal(local.frame(), ray.frame(), rtol=1e-6)
+    failed = ray.failures()
+    assert set(failed["model"]) == {"broken"} and len(failed) == len(local.failures())
+    assert failed["error"].str.contains("could not be loaded").all()
 
 
 @pytest.mark.model

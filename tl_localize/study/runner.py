@@ -196,11 +196,18 @@ def _gib(value: int | None) -> str:
 Report = Callable[[Job, dict[str, Any]], None]
 
 
+def _worker_id() -> str:
+    """Where a model is held: host and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def _run_local(study: Study, out: Path, todo: dict[str, list[Job]], plan: list[Job],
-               report: Report, start: Callable[[str], None]) -> dict[str, int]:  # fmt: skip
+               report: Report, start: Callable[[str], None],
+               workers: dict[str, str]) -> dict[str, int]:  # fmt: skip
     loads = {}
     for label, jobs in todo.items():
         start(label)
+        workers[label] = _worker_id()
         runner = ModelRunner(study, label, out, plan)
         try:
             runner.load()
@@ -242,26 +249,36 @@ def _gpus(spec: ModelSpec) -> float:
 
 
 class _RayWorker:
-    """A model's Ray actor: one :class:`ModelRunner`, so the model loads once."""
+    """A Ray actor that holds one model at a time: a :class:`ModelRunner`, so the model loads
+    once and serves all its jobs. When its model is done the actor may take another model
+    that needs the same resources (one process start and one import of torch, transformers
+    and TransformerLens fewer); the finished model is released first."""
 
-    def __init__(self, study: dict[str, Any], label: str, out: str, plan: list[dict],
-                 threads: int) -> None:  # fmt: skip
-        self.runner = ModelRunner(
-            Study.from_dict(study), label, out, [Job.from_dict(j) for j in plan], threads=threads
-        )
+    def __init__(self, study: dict[str, Any], out: str, plan: list[dict], threads: int) -> None:
+        self.study = Study.from_dict(study)
+        self.out = out
+        self.plan = [Job.from_dict(j) for j in plan]
+        self.threads = threads
+        self.runner: ModelRunner | None = None
 
-    def load(self) -> dict[str, Any]:
+    def load(self, label: str) -> dict[str, Any]:
+        import gc
+
+        self.runner = None  # the previous model, if any, is freed before the next loads
+        gc.collect()
+        self.runner = ModelRunner(self.study, label, self.out, self.plan, threads=self.threads)
         try:
             self.runner.load()
         except Exception as error:  # reported to the driver, which records it
-            return _load_failure(error)
-        return {"status": "loaded", "loads": self.runner.loads}
+            return {**_load_failure(error), "worker": _worker_id()}
+        return {"status": "loaded", "loads": self.runner.loads, "worker": _worker_id()}
 
     def run(self, job: dict[str, Any], threads: int | None = None) -> dict[str, Any]:
         import torch
 
+        assert self.runner is not None, "load() comes first"
         if threads is not None and threads != torch.get_num_threads():
-            torch.set_num_threads(threads)  # the CPUs of models that have finished
+            torch.set_num_threads(threads)  # this model's share of the CPUs now
         return self.runner.run(Job.from_dict(job))
 
 
@@ -303,60 +320,121 @@ def _study_dict(study: Study, base_dir: Path) -> dict[str, Any]:
     return data
 
 
-def _run_ray(study: Study, out: Path, todo: dict[str, list[Job]], plan: list[Job],
-             report: Report, start: Callable[[str], None], *, address: str | None,
-             max_parallel: int | None) -> dict[str, int]:  # fmt: skip
+def _thread_shares(
+    total: int, sizes: dict[str, int | None], active: list[str], *, exact: bool = False
+) -> dict[str, Any]:
+    """Threads per model running at once on a machine of ``total`` CPUs: in proportion to
+    the models' parameter counts (the work of a job grows with them), at least one each
+    (``exact``: the unrounded shares); a model of unknown size counts as the largest known
+    one."""
+    known = [v for v in sizes.values() if v]
+    default = max(known) if known else 1
+    weight = {label: float(sizes.get(label) or default) for label in active}
+    whole = sum(weight.values())
+    share = {label: total * weight[label] / whole for label in active}
+    return share if exact else {label: max(1, round(v)) for label, v in share.items()}
+
+
+def _warm_actor(ray: Any, study: Study, out: Path, plan: list[Job],
+                todo: dict[str, list[Job]]) -> tuple[float, Any]:  # fmt: skip
+    """An actor started ahead of its model (its process start and imports overlap the
+    driver's remaining checks); it reserves one CPU and has the GPU needs of the first
+    model in the spec (an actor whose needs match no model is released unused)."""
+    first = next(m for m in study.models if m.label in todo)
+    gpus = _gpus(first)
+    actor_class = ray.remote(num_cpus=1, num_gpus=gpus)(_RayWorker)
+    return gpus, actor_class.remote(
+        _study_dict(study, out), str(out), [j.to_dict() for j in plan], 1
+    )
+
+
+def _run_ray(ray: Any, study: Study, out: Path, todo: dict[str, list[Job]], plan: list[Job],
+             report: Report, start: Callable[[str], None], *, elastic: bool,
+             max_parallel: int | None, sizes: dict[str, int | None], workers: dict[str, str],
+             warm: tuple[float, Any] | None = None) -> dict[str, int]:  # fmt: skip
     cpus = os.cpu_count() or 1
-    with _ray(address, cpus) as ray:
-        total_cpus = int(ray.cluster_resources().get("CPU", cpus))
-        parallel = max(1, min(max_parallel or total_cpus, len(todo)))
-        threads = max(1, total_cpus // parallel)
-        # On a local instance the machine is ours: when fewer models than `parallel` are left,
-        # each next job of the models still running gets the idle CPUs' threads too. On a
-        # cluster an actor keeps the CPUs it reserved.
-        elastic = address is None
-        spec = _study_dict(study, out)
-        plan_dicts = [j.to_dict() for j in plan]
-        waiting = list(todo)
-        running: dict[Any, tuple[str, Job | None, Any]] = {}  # ref -> (label, job, actor)
-        queued: dict[str, list[Job]] = {}  # each actor runs one job at a time
-        loads: dict[str, int] = {}
+    total_cpus = int(ray.cluster_resources().get("CPU", cpus))
+    # On a local instance the machine is ours: each job of a model gets that model's share
+    # of all the CPUs among the models running then (by size: a tiny model next to a big
+    # one does not halve the big one's threads; a model finishing gives its CPUs back to
+    # the next jobs of the others), and models whose share of the whole study is under
+    # half a CPU get no actor of their own: they run after a larger one, in its actor
+    # (a process start and the imports of torch, transformers and TransformerLens cost
+    # more than they would save). On a cluster an actor keeps the CPUs it reserved.
+    slots = len(todo)
+    if elastic and max_parallel is None:
+        shares = _thread_shares(total_cpus, sizes, list(todo), exact=True)
+        slots = max(1, sum(1 for share in shares.values() if share >= 0.5))
+    parallel = max(1, min(max_parallel or total_cpus, len(todo), slots))
+    threads = max(1, total_cpus // parallel)
+    spec = _study_dict(study, out)
+    plan_dicts = [j.to_dict() for j in plan]
+    # the largest models first: they take longest, so they should not start last
+    known = [v for v in sizes.values() if v]
+    largest = max(known) if known else 0
+    waiting = sorted(todo, key=lambda label: -(sizes.get(label) or largest))
+    running: dict[Any, tuple[str, Job | None, Any]] = {}  # ref -> (label, job, actor)
+    queued: dict[str, list[Job]] = {}  # each actor runs one job at a time
+    idle: list[tuple[float, Any]] = [warm] if warm else []  # (gpus, actor) with no model
+    gpus_of: dict[str, float] = {}
+    loads: dict[str, int] = {}
 
-        def launch(label: str) -> None:
-            model = next(m for m in study.models if m.label == label)
-            actor_class = ray.remote(num_cpus=threads, num_gpus=_gpus(model))(_RayWorker)
-            actor = actor_class.remote(spec, label, str(out), plan_dicts, threads)
-            start(label)
-            running[actor.load.remote()] = (label, None, actor)
-            queued[label] = list(todo[label])
+    def launch(label: str) -> None:
+        model = next(m for m in study.models if m.label == label)
+        gpus = _gpus(model)
+        reuse = next((pair for pair in idle if pair[0] == gpus), None)
+        if reuse is not None:
+            idle.remove(reuse)
+            actor = reuse[1]
+        else:
+            actor_class = ray.remote(num_cpus=threads, num_gpus=gpus)(_RayWorker)
+            actor = actor_class.remote(spec, str(out), plan_dicts, threads)
+        gpus_of[label] = gpus
+        start(label)
+        running[actor.load.remote(label)] = (label, None, actor)
+        queued[label] = list(todo[label])
 
-        def submit(label: str, actor: Any) -> None:
-            job = queued[label].pop(0)
-            active = len(queued) + len(waiting)  # models with work left (this one included)
-            share = max(threads, total_cpus // min(active, parallel)) if elastic else threads
-            running[actor.run.remote(job.to_dict(), share)] = (label, job, actor)
+    def submit(label: str, actor: Any) -> None:
+        job = queued[label].pop(0)
+        if elastic:
+            share = _thread_shares(total_cpus, sizes, list(queued))[label]
+        else:
+            share = threads
+        running[actor.run.remote(job.to_dict(), share)] = (label, job, actor)
 
-        while waiting or running:
-            while waiting and len(queued) < parallel:
-                launch(waiting.pop(0))
-            ready, _ = ray.wait(list(running), num_returns=1)
-            label, job, actor = running.pop(ready[0])
-            try:
-                result = ray.get(ready[0])
-            except Exception as error:  # a lost worker: its job is recorded as failed
-                result = {"status": "failed", "error": f"the worker was lost: {error}",
-                          "traceback": repr(error)}  # fmt: skip
-            if job is None:
-                loads[label] = int(result.get("loads", 0))
+    while waiting or running:
+        while waiting and len(queued) < parallel:
+            launch(waiting.pop(0))
+        while idle:  # not reusable by what is left: its reserved CPUs/GPUs go back
+            ray.kill(idle.pop()[1])
+        ready, _ = ray.wait(list(running), num_returns=1)
+        label, job, actor = running.pop(ready[0])
+        lost = False
+        try:
+            result = ray.get(ready[0])
+        except Exception as error:  # a lost worker: its job is recorded as failed
+            lost = True
+            result = {"status": "failed", "error": f"the worker was lost: {error}",
+                      "traceback": repr(error)}  # fmt: skip
+        if job is None:
+            loads[label] = int(result.get("loads", 0))
+            workers[label] = str(result.get("worker"))
+            if result.get("status") == "failed":  # unloadable: its jobs fail, as locally
+                for failed in queued[label]:
+                    report(failed, result)
+                queued[label] = []
+        else:
+            loads[label] = max(loads.get(label, 0), int(result.get("loads", 0)))
+            report(job, result)
+        if queued[label]:
+            submit(label, actor)
+        else:
+            del queued[label]
+            if waiting and not lost:
+                idle.append((gpus_of[label], actor))
             else:
-                loads[label] = max(loads.get(label, 0), int(result.get("loads", 0)))
-                report(job, result)
-            if queued[label]:
-                submit(label, actor)
-            else:
-                del queued[label]
                 ray.kill(actor)
-        return loads
+    return loads
 
 
 # -- run --------------------------------------------------------------------------------------
@@ -422,65 +500,78 @@ def run_study(
             skipped.append(job)  # failed with these very settings: left alone
         else:
             todo.setdefault(job.model, []).append(job)  # missing, changed, interrupted
-    for label in todo:
-        spec = next(m for m in study.models if m.label == label)
-        estimate = estimate_memory(spec, study.batch_size)
-        folder.log("memory", **estimate)
-        if progress:
-            print(
-                f"{label}: about {_gib(estimate['needed_bytes'])} needed "
-                f"({estimate['parameters'] or 'unknown'} parameters in {estimate['dtype']}), "
-                f"{_gib(estimate['available_bytes'])} available"
-            )
-        if estimate["fits"] is False and not force:
-            raise LocalizeError(
-                f"models[{label!r}] needs about {_gib(estimate['needed_bytes'])} and the machine "
-                f"has {_gib(estimate['available_bytes'])} available: it cannot load. Use "
-                "device_map='auto' (with max_memory) to offload it, a smaller dtype, or pass "
-                "--force (force=True) to try anyway."
-            )
-    folder.log("run", executor=executor, todo=sum(map(len, todo.values())), skipped=len(skipped))
-    total = sum(len(jobs) for jobs in todo.values())
-    bar = tqdm(total=total, desc=f"study {study.name}", unit="job", disable=not progress)
-    done_per_model = {label: 0 for label in todo}
-    counts: dict[str, Any] = {"ran": [], "failed": [], "skipped": [j.id for j in skipped]}
+    use_ray = executor == "ray" and bool(todo)
+    with _ray(address, os.cpu_count() or 1) if use_ray else contextlib.nullcontext() as ray_api:
+        # on a local instance, the first actor's process starts (and imports torch,
+        # transformers and TransformerLens) while the models' sizes are read here
+        warm = _warm_actor(ray_api, study, out, plan, todo) if use_ray and not address else None
+        sizes: dict[str, int | None] = {}
+        for label in todo:
+            spec = next(m for m in study.models if m.label == label)
+            estimate = estimate_memory(spec, study.batch_size)
+            sizes[label] = estimate["parameters"]
+            folder.log("memory", **estimate)
+            if progress:
+                print(
+                    f"{label}: about {_gib(estimate['needed_bytes'])} needed "
+                    f"({estimate['parameters'] or 'unknown'} parameters in {estimate['dtype']}), "
+                    f"{_gib(estimate['available_bytes'])} available"
+                )
+            if estimate["fits"] is False and not force:
+                raise LocalizeError(
+                    f"models[{label!r}] needs about {_gib(estimate['needed_bytes'])} and the "
+                    f"machine has {_gib(estimate['available_bytes'])} available: it cannot "
+                    "load. Use device_map='auto' (with max_memory) to offload it, a smaller "
+                    "dtype, or pass "
+                    "--force (force=True) to try anyway."
+                )
+        folder.log(
+            "run", executor=executor, todo=sum(map(len, todo.values())), skipped=len(skipped)
+        )
+        total = sum(len(jobs) for jobs in todo.values())
+        bar = tqdm(total=total, desc=f"study {study.name}", unit="job", disable=not progress)
+        done_per_model = {label: 0 for label in todo}
+        counts: dict[str, Any] = {"ran": [], "failed": [], "skipped": [j.id for j in skipped]}
 
-    def start(label: str) -> None:
-        for job in todo[label]:
-            folder.set_state(job, "running")
+        def start(label: str) -> None:
+            for job in todo[label]:
+                folder.set_state(job, "running")
 
-    def report(job: Job, result: dict[str, Any]) -> None:
-        status = result.get("status")
-        if status == "done":
-            folder.set_state(job, "done", seconds=result.get("seconds"))
-            counts["ran"].append(job.id)
-        else:
-            folder.set_state(
-                job,
-                "failed",
-                error=result.get("error"),
-                traceback=result.get("traceback"),
-                seconds=result.get("seconds"),
-            )
-            counts["failed"].append(job.id)
-        folder.log("job", job=job.id, status=status, seconds=result.get("seconds"),
-                   error=result.get("error"))  # fmt: skip
-        done_per_model[job.model] += 1
-        bar.set_postfix({k: f"{v}/{len(todo[k])}" for k, v in done_per_model.items()})
-        bar.update()
+        def report(job: Job, result: dict[str, Any]) -> None:
+            status = result.get("status")
+            if status == "done":
+                folder.set_state(job, "done", seconds=result.get("seconds"))
+                counts["ran"].append(job.id)
+            else:
+                folder.set_state(
+                    job,
+                    "failed",
+                    error=result.get("error"),
+                    traceback=result.get("traceback"),
+                    seconds=result.get("seconds"),
+                )
+                counts["failed"].append(job.id)
+            folder.log("job", job=job.id, status=status, seconds=result.get("seconds"),
+                       error=result.get("error"))  # fmt: skip
+            done_per_model[job.model] += 1
+            bar.set_postfix({k: f"{v}/{len(todo[k])}" for k, v in done_per_model.items()})
+            bar.update()
 
-    started = time.perf_counter()
-    try:
-        if executor == "local":
-            loads = _run_local(study, out, todo, plan, report, start)
-        else:
-            loads = _run_ray(study, out, todo, plan, report, start, address=address,
-                             max_parallel=max_parallel)  # fmt: skip
-    finally:
-        bar.close()
+        started = time.perf_counter()
+        workers: dict[str, str] = {}  # host:pid that held each model
+        try:
+            if executor == "local":
+                loads = _run_local(study, out, todo, plan, report, start, workers)
+            else:
+                loads = _run_ray(ray_api, study, out, todo, plan, report, start,
+                                 elastic=address is None, max_parallel=max_parallel,
+                                 sizes=sizes, workers=workers, warm=warm)  # fmt: skip
+        finally:
+            bar.close()
     for label, n in loads.items():
-        folder.log("loads", model=label, loads=n)
+        folder.log("loads", model=label, loads=n, worker=workers.get(label))
     counts["loads"] = loads
+    counts["workers"] = workers
     counts["seconds"] = time.perf_counter() - started
     result = StudyResult(out)
     result.run_counts = counts
