@@ -371,6 +371,8 @@ def test_ray_actors_are_reused_and_an_unloadable_model_fails_as_locally(
     failed = ray.failures()
     assert set(failed["model"]) == {"broken"} and len(failed) == len(local.failures())
     assert failed["error"].str.contains("could not be loaded").all()
+    again = run_study(study, tmp_path / "ray", executor="ray", progress=False)  # nothing to do
+    assert again.run_counts["ran"] == [] and again.run_counts["loads"] == {}
 
 
 @pytest.mark.model

@@ -560,7 +560,7 @@ def run_study(
         started = time.perf_counter()
         workers: dict[str, str] = {}  # host:pid that held each model
         try:
-            if executor == "local":
+            if not use_ray:  # the local executor, or nothing to do
                 loads = _run_local(study, out, todo, plan, report, start, workers)
             else:
                 loads = _run_ray(ray_api, study, out, todo, plan, report, start,
