@@ -161,7 +161,7 @@ def test_float32_kernel_falls_back_when_too_close_to_call(monkeypatch):
     np.testing.assert_allclose(fit.predicted, expected, rtol=1e-4, atol=1e-6)
 
 
-def test_float32_kernel_deflates_the_constant_direction():
+def test_float32_kernel_deflates_the_constant_direction(monkeypatch):
     """The centered kernel's null vector (constant) is removed exactly: the float32 path's
     leave-one-out scores equal the float64 ones for every penalty, the smallest included,
     where an eigenvalue of float32 size instead of 0 would spoil them."""
@@ -177,13 +177,10 @@ def test_float32_kernel_deflates_the_constant_direction():
         seen.append(original(num, den, n_alpha))
         return seen[-1]
 
-    ridge._loo_scores = spy
-    try:
-        ridge._kernel_fit32(z, yc, ALPHAS)
-        _, gram = ridge._kernel_gram(z)
-        ridge._ridge_kernel(gram, yc, ALPHAS)
-    finally:
-        ridge._loo_scores = original
+    monkeypatch.setattr(ridge, "_loo_scores", spy)
+    ridge._kernel_fit32(z, yc, ALPHAS)
+    _, gram = ridge._kernel_gram(z)
+    ridge._ridge_kernel(gram, yc, ALPHAS)
     fast, exact = seen
     np.testing.assert_allclose(fast, exact, rtol=1e-4)
 

@@ -19,7 +19,7 @@ penalties while sharing the work:
   of the float64 kernel and eigendecomposition, two thirds of an all-units fit), with the
   constant direction deflated exactly and every later step in float64. It is used only where
   it cannot change the chosen penalty: a fold whose best leave-one-out score is not ahead of
-  every other by a bound on the float32 error (64 times the largest error measured) is refit
+  every other by a bound on the float32 error (16 times the largest error measured) is refit
   in float64, as sklearn computes it. Predictions then agree with sklearn's to about 1e-6
   relative (r to 1e-7 on the Tuckute sentences) instead of 1e-9; float64 features always
   take the float64 path.
@@ -73,7 +73,8 @@ ALPHAS = np.logspace(-3, 7, 21)
 
 _EPS64 = np.finfo(np.float64).eps
 _EPS32 = float(np.finfo(np.float32).eps)
-# Safety factor of the float32 kernel's error bound over the largest error measured (4x).
+# The float32 kernel's error bound on a score, in units of eps32 (1 + lambda_max / (lambda_min
+# + alpha)) times the score: 16 times the largest error measured (4 such units).
 _F32_SLACK = 64.0
 # Columns per chunk when computing the scaler statistics (keeps the float64 temporaries small).
 _STATS_CHUNK = 256
@@ -364,15 +365,14 @@ def _loo_dual(
     w: np.ndarray, q: np.ndarray, yc: np.ndarray, alphas: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Leave-one-out scores ``[A]`` of every penalty and the dual coefficients ``[n, A, R]``
-    from an eigendecomposition ``K = Q diag(w) Q'`` (``q`` is ``[n, m]``, ``m <= n``), as
-    ``_solve_eigen_gram``: with ``D = 1/(w+alpha)``, ``c = Q D Q'y``, ``d = diag(Q D Q') -
-    (Q D Q'1)/n``, ``looe = c / d``."""
-    n, m = q.shape
+    from an eigendecomposition ``K = Q diag(w) Q'``, as ``_solve_eigen_gram``: with
+    ``D = 1/(w+alpha)``, ``c = Q D Q'y``, ``d = diag(Q D Q') - (Q D Q'1)/n``, ``looe = c / d``."""
+    n = q.shape[0]
     n_alpha, n_resp = len(alphas), yc.shape[1]
-    qty = q.T @ yc  # [m, R]
+    qty = q.T @ yc  # [n, R]
     qt1 = q.sum(axis=0)  # Q' 1
-    dinv = 1.0 / (w[None, :] + alphas[:, None])  # [A, m]
-    c = q @ (dinv.T[:, :, None] * qty[:, None, :]).reshape(m, n_alpha * n_resp)
+    dinv = 1.0 / (w[None, :] + alphas[:, None])  # [A, n]
+    c = q @ (dinv.T[:, :, None] * qty[:, None, :]).reshape(n, n_alpha * n_resp)
     d = (q * q) @ dinv.T  # [n, A]
     d -= (q @ (dinv.T * qt1[:, None])) / n
     return _loo_scores(c, d, n_alpha), c.reshape(n, n_alpha, n_resp)
@@ -397,8 +397,9 @@ def _kernel_fit32(
 
     The guard: the relative error of each penalty's score, measured at most
     ``4 eps32 (1 + lambda_max / (lambda_min + alpha))`` on the Tuckute features and on the
-    test designs, is taken as ``_F32_SLACK`` times that; unless the best score is ahead of
-    every other by the two errors together, ``None`` is returned.
+    test designs, is bounded by ``_F32_SLACK eps32 (1 + lambda_max / (lambda_min + alpha))``
+    (16 times the largest measured); unless the best score is ahead of every other by the two
+    bounds together, ``None`` is returned.
     """
     n = z_train.shape[0]
     if n < 3:
