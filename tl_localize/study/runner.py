@@ -320,19 +320,28 @@ def _study_dict(study: Study, base_dir: Path) -> dict[str, Any]:
     return data
 
 
-def _thread_shares(
-    total: int, sizes: dict[str, int | None], active: list[str], *, exact: bool = False
-) -> dict[str, Any]:
-    """Threads per model running at once on a machine of ``total`` CPUs: in proportion to
-    the models' parameter counts (the work of a job grows with them), at least one each
-    (``exact``: the unrounded shares); a model of unknown size counts as the largest known
-    one."""
+def _cpu_shares(total: int, sizes: dict[str, int | None], active: list[str]) -> dict[str, float]:
+    """Each model's share of ``total`` CPUs among the ``active`` ones, in proportion to the
+    models' parameter counts (the work of a job grows with them); a model of unknown size
+    counts as the largest known one."""
     known = [v for v in sizes.values() if v]
     default = max(known) if known else 1
     weight = {label: float(sizes.get(label) or default) for label in active}
     whole = sum(weight.values())
-    share = {label: total * weight[label] / whole for label in active}
-    return share if exact else {label: max(1, round(v)) for label, v in share.items()}
+    return {label: total * weight[label] / whole for label in active}
+
+
+def _thread_shares(total: int, sizes: dict[str, int | None], active: list[str]) -> dict[str, int]:
+    """Threads per model running at once on a machine of ``total`` CPUs: its CPU share
+    (:func:`_cpu_shares`), rounded, at least one."""
+    return {label: max(1, round(v)) for label, v in _cpu_shares(total, sizes, active).items()}
+
+
+def _new_actor(ray: Any, study: Study, out: Path, plan: list[Job], *, gpus: float,
+               threads: int) -> Any:  # fmt: skip
+    actor_class = ray.remote(num_cpus=threads, num_gpus=gpus)(_RayWorker)
+    return actor_class.remote(_study_dict(study, out), str(out), [j.to_dict() for j in plan],
+                              threads)  # fmt: skip
 
 
 def _warm_actor(ray: Any, study: Study, out: Path, plan: list[Job],
@@ -340,12 +349,8 @@ def _warm_actor(ray: Any, study: Study, out: Path, plan: list[Job],
     """An actor started ahead of its model (its process start and imports overlap the
     driver's remaining checks); it reserves one CPU and has the GPU needs of the first
     model in the spec (an actor whose needs match no model is released unused)."""
-    first = next(m for m in study.models if m.label in todo)
-    gpus = _gpus(first)
-    actor_class = ray.remote(num_cpus=1, num_gpus=gpus)(_RayWorker)
-    return gpus, actor_class.remote(
-        _study_dict(study, out), str(out), [j.to_dict() for j in plan], 1
-    )
+    gpus = _gpus(next(m for m in study.models if m.label in todo))
+    return gpus, _new_actor(ray, study, out, plan, gpus=gpus, threads=1)
 
 
 def _run_ray(ray: Any, study: Study, out: Path, todo: dict[str, list[Job]], plan: list[Job],
@@ -361,18 +366,14 @@ def _run_ray(ray: Any, study: Study, out: Path, todo: dict[str, list[Job]], plan
     # half a CPU get no actor of their own: they run after a larger one, in its actor
     # (a process start and the imports of torch, transformers and TransformerLens cost
     # more than they would save). On a cluster an actor keeps the CPUs it reserved.
+    shares = _cpu_shares(total_cpus, sizes, list(todo))
     slots = len(todo)
     if elastic and max_parallel is None:
-        shares = _thread_shares(total_cpus, sizes, list(todo), exact=True)
         slots = max(1, sum(1 for share in shares.values() if share >= 0.5))
     parallel = max(1, min(max_parallel or total_cpus, len(todo), slots))
     threads = max(1, total_cpus // parallel)
-    spec = _study_dict(study, out)
-    plan_dicts = [j.to_dict() for j in plan]
     # the largest models first: they take longest, so they should not start last
-    known = [v for v in sizes.values() if v]
-    largest = max(known) if known else 0
-    waiting = sorted(todo, key=lambda label: -(sizes.get(label) or largest))
+    waiting = sorted(todo, key=lambda label: -shares[label])
     running: dict[Any, tuple[str, Job | None, Any]] = {}  # ref -> (label, job, actor)
     queued: dict[str, list[Job]] = {}  # each actor runs one job at a time
     idle: list[tuple[float, Any]] = [warm] if warm else []  # (gpus, actor) with no model
@@ -387,8 +388,7 @@ def _run_ray(ray: Any, study: Study, out: Path, todo: dict[str, list[Job]], plan
             idle.remove(reuse)
             actor = reuse[1]
         else:
-            actor_class = ray.remote(num_cpus=threads, num_gpus=gpus)(_RayWorker)
-            actor = actor_class.remote(spec, str(out), plan_dicts, threads)
+            actor = _new_actor(ray, study, out, plan, gpus=gpus, threads=threads)
         gpus_of[label] = gpus
         start(label)
         running[actor.load.remote(label)] = (label, None, actor)
@@ -522,8 +522,7 @@ def run_study(
                     f"models[{label!r}] needs about {_gib(estimate['needed_bytes'])} and the "
                     f"machine has {_gib(estimate['available_bytes'])} available: it cannot "
                     "load. Use device_map='auto' (with max_memory) to offload it, a smaller "
-                    "dtype, or pass "
-                    "--force (force=True) to try anyway."
+                    "dtype, or pass --force (force=True) to try anyway."
                 )
         folder.log(
             "run", executor=executor, todo=sum(map(len, todo.values())), skipped=len(skipped)
