@@ -52,7 +52,9 @@ def char_tokenizer(bos: bool = True, pad: bool = True) -> PreTrainedTokenizerFas
     return tokenizer
 
 
-def tiny_model(n_layers: int = 3, d_model: int = 32, seed: int = 0, name: str = "tiny"):
+def tiny_model(n_layers: int = 3, d_model: int = 32, seed: int = 0, name: str = "tiny", dtype=None):
+    """A tiny random model (GPT-2-like: learned positions, LayerNorm), float32 unless
+    ``dtype`` is given."""
     tokenizer = char_tokenizer()
     cfg = TransformerBridgeConfig(
         d_model=d_model,
@@ -66,7 +68,7 @@ def tiny_model(n_layers: int = 3, d_model: int = 32, seed: int = 0, name: str = 
         normalization_type="LN",
         seed=seed,
     )
-    model = TransformerBridge.boot_native(cfg, tokenizer=tokenizer)
+    model = TransformerBridge.boot_native(cfg, tokenizer=tokenizer, dtype=dtype)
     model.eval()
     model.cfg.model_name = name
     return model
@@ -136,9 +138,12 @@ def toy_pairs():
 
 @pytest.fixture(scope="session")
 def default_model():
+    """The embedded default model in float32, whatever ``auto`` picks on this machine: the
+    model tier asserts numbers measured in float32 (the reference's precision). The default
+    path of a bfloat16-fast machine is tested in tests/test_bf16.py on any machine."""
     from tl_localize import load_model
 
-    return load_model()
+    return load_model(dtype="float32")
 
 
 @pytest.fixture(scope="session")
@@ -148,9 +153,12 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def save_tiny_hf(folder: Path, arch: str = "llama", seed: int = 0) -> Path:
+def save_tiny_hf(
+    folder: Path, arch: str = "llama", seed: int = 0, layers: int | None = None
+) -> Path:
     """A tiny random Hugging Face model with the character tokenizer, saved as a local
-    folder (``arch``: ``"llama"`` or ``"gpt2"``): what ``load_model(folder)`` reads."""
+    folder (``arch``: ``"llama"`` or ``"gpt2"``; ``layers``: 2 and 3 by default): what
+    ``load_model(folder)`` reads."""
     import torch
     from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
 
@@ -160,13 +168,13 @@ def save_tiny_hf(folder: Path, arch: str = "llama", seed: int = 0) -> Path:
     special = {"bos_token_id": 1, "eos_token_id": 1, "pad_token_id": 0}
     if arch == "llama":
         config = LlamaConfig(
-            vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=layers or 2,
             num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
             tie_word_embeddings=False, **special,
         )  # fmt: skip
     elif arch == "gpt2":
         config = GPT2Config(
-            vocab_size=vocab, n_embd=48, n_layer=3, n_head=4, n_positions=128, **special
+            vocab_size=vocab, n_embd=48, n_layer=layers or 3, n_head=4, n_positions=128, **special
         )
     else:
         raise ValueError(f"unknown arch {arch!r}")

@@ -7,6 +7,7 @@ import pytest
 
 from tl_localize import Contrast, Units
 from tl_localize.cli import main
+from tl_localize.models import resolve_dtype
 
 pytestmark = pytest.mark.model
 
@@ -44,7 +45,9 @@ def test_localize_command_writes_a_complete_record(small_csv, tmp_path, default_
     assert record["contrast"]["sizes"] == {"S": 24, "N": 24}
     assert record["config"]["site"] == "resid_post" and record["n_selected"] == 86
     assert record["tl_localize"] == {"format": "tl_localize.results/1", "kind": "localization"}
-    assert record["model"]["dtype"] == "float32" and len(record["model"]["fingerprint"]) == 16
+    auto = str(resolve_dtype("auto")).removeprefix("torch.")  # bfloat16 on bf16-fast machines
+    assert record["model"]["dtype"] == auto and len(record["model"]["fingerprint"]) == 16
+    assert record["model"]["hardware"]["device"] in ("cpu", "cuda:0")
     assert record["summary"].startswith("The small localizer (S > N) selected 86 of 17,280")
     assert record["command"].startswith("tl-localize localize --contrast")
     assert {"forward_s", "load_model_s"} <= set(record["timings"])

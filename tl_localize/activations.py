@@ -24,7 +24,8 @@ from transformer_lens.model_bridge.exceptions import StopAtLayerException
 
 from .contrast import POOLINGS
 from .errors import LocalizeError, check_int
-from .models import check_row, hf_tokenizer
+from .models import check_row, hf_tokenizer, model_dtype
+from .precision import check_tolerance, scaled_difference
 from .protocol import Hooks, Model
 from .stats import Moments
 
@@ -36,7 +37,6 @@ __all__ = [
     "iter_pooled",
     "pad_batches",
     "pooled_activations",
-    "relative_difference",
     "stacked_activations",
     "token_batches",
     "tokenize",
@@ -274,15 +274,6 @@ def accumulate_moments(
     return ConditionMoments(raw, absolute)
 
 
-POOLED_TOLERANCE = 1e-4
-
-
-def relative_difference(a: torch.Tensor, b: torch.Tensor) -> float:
-    """max |a - b| relative to max |b| (absolute when b is all zero)."""
-    scale = float(b.abs().max()) or 1.0
-    return float((a.double() - b.double()).abs().max()) / scale
-
-
 def check_pooling(
     model: Model,
     texts: Sequence[str],
@@ -293,8 +284,14 @@ def check_pooling(
     prepend_bos: bool | None = None,
 ) -> dict[str, Any]:
     """A model check: pooled activations of right-padded batches against one text at a time
-    at every layer of ``site`` (the bridge once gave wrong logits for padded batches);
-    passes when they agree to 1e-4 relative."""
+    at every layer of ``site`` (the bridge once gave wrong logits for padded batches).
+
+    The difference is :func:`tl_localize.precision.scaled_difference` (each unit against its
+    own size plus its layer's typical size), and it passes within
+    :func:`tl_localize.precision.check_tolerance` of the model's dtype and depth: ordinary
+    rounding passes in bfloat16 as in float32, a batch padded wrongly fails in both. Texts
+    of different lengths exercise the padding; texts of one length only the batching.
+    """
     from .sites import get_site
 
     site_obj = get_site(site, model)
@@ -311,13 +308,16 @@ def check_pooling(
         single = token_batches(model, [text], batch_size=1, **options)[0]
         pooled = run_pooled(model, single, names, pooling)
         worst = max(
-            worst, relative_difference(batched[i], torch.stack([pooled[n][0] for n in names]))
+            worst, scaled_difference(batched[i], torch.stack([pooled[n][0] for n in names]))
         )
-    tolerance = POOLED_TOLERANCE
+    dtype = model_dtype(model)
+    tolerance = check_tolerance(dtype, int(model.cfg.n_layers))
+    lengths = sorted({len(ids) for ids in tokenize(model, texts, **options)})
     return check_row(
         f"pooled_batched_vs_single@{site}",
         worst,
         tolerance,
         worst <= tolerance,
-        f"max relative difference over {len(texts)} texts, {pooling} pooling",
+        f"max scaled difference over {len(texts)} texts of {lengths} tokens, {pooling} "
+        f"pooling, {str(dtype).removeprefix('torch.')}",
     )

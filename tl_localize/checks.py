@@ -29,9 +29,10 @@ from collections.abc import Sequence
 import pandas as pd
 import torch
 
-from .activations import check_pooling, relative_difference, token_batches
+from .activations import check_pooling, token_batches
 from .errors import LocalizeError
-from .models import check_row, generation_check, hf_tokenizer, model_fingerprint
+from .models import check_row, generation_check, hf_tokenizer, model_dtype, model_fingerprint
+from .precision import check_tolerance, scaled_difference
 from .protocol import Model
 from .sites import SITES, get_site
 from .units import Units
@@ -43,7 +44,15 @@ TEXTS = (
     "A short one.",
     "Green ideas sleep while the committee debates.",
 )
+# float32 floors of the logits checks; other dtypes scale with their epsilon and the depth
+# (tl_localize.precision.check_tolerance)
 TOLERANCE = {"logits": 1e-3, "padding": 1e-3}
+
+
+def _tolerance(model: Model, kind: str, dtype: torch.dtype | None = None) -> float:
+    return check_tolerance(
+        dtype or model_dtype(model), int(model.cfg.n_layers), floor=TOLERANCE[kind]
+    )
 
 
 def _logits(model: Model, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -54,7 +63,7 @@ def _logits(model: Model, ids: torch.Tensor, mask: torch.Tensor | None = None) -
 def _transformers_logits(model: Model, texts: Sequence[str]) -> dict:
     source = getattr(model, "tl_localize_source", None)
     if not isinstance(source, dict):
-        return check_row("logits_vs_transformers", float("nan"), TOLERANCE["logits"], None,
+        return check_row("logits_vs_transformers", float("nan"), _tolerance(model, "logits"), None,
                     "no transformers model behind this bridge (built natively)")  # fmt: skip
     from transformers import AutoModelForCausalLM
 
@@ -69,11 +78,11 @@ def _transformers_logits(model: Model, texts: Sequence[str]) -> dict:
         ids = tokenizer(text, return_tensors="pt")["input_ids"]
         with torch.inference_mode():
             expected = reference(ids).logits.float()
-        worst = max(worst, relative_difference(_logits(model, ids), expected))
+        worst = max(worst, scaled_difference(_logits(model, ids)[0], expected[0]))
     del reference
-    tolerance = TOLERANCE["logits"] if dtype == torch.float32 else 5e-2
+    tolerance = _tolerance(model, "logits", dtype)
     return check_row("logits_vs_transformers", worst, tolerance, worst <= tolerance,
-                f"max relative difference of the logits on {len(texts)} texts")  # fmt: skip
+                f"max scaled difference of the logits on {len(texts)} texts")  # fmt: skip
 
 
 def _ablation_checks(model: Model, text: str) -> list[dict]:
@@ -109,11 +118,11 @@ def _padding_check(model: Model, texts: Sequence[str]) -> dict:
     row = batch.index.tolist().index(0)
     n = int(batch.attention_mask[row].sum())
     alone = _logits(model, batch.input_ids[row : row + 1, :n])
-    worst = relative_difference(logits[row, :n], alone[0])
-    tolerance = TOLERANCE["padding"]
+    worst = scaled_difference(logits[row, :n], alone[0])
+    tolerance = _tolerance(model, "padding")
     return check_row(
         "padding_leaves_logits", worst, tolerance, worst <= tolerance,
-        "a text's logits right-padded in a batch against alone",
+        "max scaled difference of a text's logits right-padded in a batch against alone",
     )  # fmt: skip
 
 

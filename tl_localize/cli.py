@@ -49,10 +49,42 @@ def _count(name: str, value: int | None, low: int) -> None:
         check_int(name, value, low)
 
 
+def _max_memory(text: str | None) -> dict[Any, str] | None:
+    """``--max-memory 0=20GiB,cpu=60GiB`` as accelerate takes it (GPU indices as ints)."""
+    if text is None:
+        return None
+    out: dict[Any, str] = {}
+    for part in _split(text):
+        device, sep, size = part.partition("=")
+        if not sep or not device.strip() or not size.strip():
+            raise LocalizeError(
+                f"--max-memory: {part!r} is not DEVICE=SIZE; write for example "
+                "--max-memory 0=20GiB,cpu=60GiB."
+            )
+        device = device.strip()
+        out[int(device) if device.isdigit() else device] = size.strip()
+    return out
+
+
+def _loading(args: argparse.Namespace) -> dict[str, Any]:
+    """The model-loading options of a command, checked (a device that is not there, or
+    --max-memory without --device-map, is an input error before any model loads)."""
+    from .models import loading_options
+
+    options = {
+        "dtype": args.dtype,
+        "device": args.device,
+        "device_map": args.device_map,
+        "max_memory": _max_memory(args.max_memory),
+    }
+    loading_options(**options)
+    return options
+
+
 def _model(args: argparse.Namespace) -> Any:
     from .models import load_model
 
-    return load_model(args.model, dtype=getattr(args, "dtype", None))
+    return load_model(args.model, **_loading(args))
 
 
 def _record(
@@ -493,6 +525,33 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
 
 
 # -- the parser -------------------------------------------------------------------------
+def _loading_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where and in what precision the model computes: load_model's keywords."""
+    parser.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        help="parameter dtype (default auto: bfloat16 where the device is fast at it)",
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto (default: the first CUDA GPU if there is one, else the CPU), cpu, cuda, "
+        "cuda:N or mps",
+    )
+    parser.add_argument(
+        "--device-map",
+        default=None,
+        help="spread the model over devices, offloading what does not fit (auto, balanced, "
+        "sequential); instead of --device",
+    )
+    parser.add_argument(
+        "--max-memory",
+        default=None,
+        help="with --device-map: memory per device, e.g. 0=20GiB,cpu=60GiB",
+    )
+
+
 def _common(parser: argparse.ArgumentParser, *, model: bool = True) -> None:
     if model:
         parser.add_argument(
@@ -500,12 +559,7 @@ def _common(parser: argparse.ArgumentParser, *, model: bool = True) -> None:
             default=None,
             help="a .gguf file, HF folder or hub name (default: the embedded SmolLM2-135M)",
         )
-        parser.add_argument(
-            "--dtype",
-            default=None,
-            choices=["auto", "float32", "bfloat16", "float16"],
-            help="parameter dtype (default auto: bfloat16 where the hardware is fast at it)",
-        )
+        _loading_arguments(parser)
     parser.add_argument("--out", required=True, help="results folder to write (must be new)")
     parser.add_argument(
         "--force",
@@ -623,7 +677,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     chk = sub.add_parser("check-model", help="check a model's wiring (logits, pooling, hooks)")
     chk.add_argument("model", nargs="?", default=None, help="as --model elsewhere")
-    chk.add_argument("--dtype", default=None, choices=["auto", "float32", "bfloat16", "float16"])
+    _loading_arguments(chk)
     chk.add_argument("--no-generation", action="store_true", help="skip the generation check")
     chk.set_defaults(func=_cmd_check_model)
 
@@ -661,6 +715,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         args.argv = argv
+        if hasattr(args, "device"):  # a model-loading command: its placement, first
+            _loading(args)
         return int(args.func(args))
     except LocalizeError as error:
         message = " ".join(str(error).split())  # one line, whatever the message's layout

@@ -22,6 +22,7 @@ from .attribution import SCORES, Attribution, AttributionCheck
 from .compare import AblationComparison
 from .errors import LocalizeError
 from .localize import Localization
+from .precision import warn_precisions
 from .stats import overlap_test
 from .units import Units
 
@@ -57,6 +58,12 @@ def join(
             f"({attribution.model_name!r}, site {attribution.site!r}) do not describe the same "
             "units; compute the attribution at the localization's site and model."
         )
+    computed = attribution.record.get("model")
+    warn_precisions(
+        units.dtype,
+        computed.get("dtype") if isinstance(computed, dict) else None,
+        "The localization and the attribution",
+    )
     keep = ["layer", "unit", "t", "q", "d", "magnitude", "magnitude_pct", "selected"]
     scores = attribution.to_frame().drop(columns=["model", "task", "site"])
     frame = localization.to_frame()[keep].merge(scores, on=["layer", "unit"])

@@ -447,6 +447,8 @@ class Localization:
                 f"{units.site!r}, but record.json names {signature['model']!r} at "
                 f"{config.site!r}; the folder mixes files of two results. Localize again."
             )
+        if units.dtype is None and isinstance(signature.get("dtype"), str):
+            units.dtype = signature["dtype"]  # saved before masks recorded their dtype
         if units.fingerprint is None and signature.get("fingerprint"):
             units.fingerprint = signature["fingerprint"]
         stats = _load_stats(folder / "stats.safetensors", tuple(units.mask.shape), contrast)
@@ -579,9 +581,11 @@ def localize(
             the selected units on the rest (``Localization.holdout``); default: select on all.
         seed: seed of the held-out split and the permutations (default 0).
         n_permutations: for ``top="perm:..."`` (default 1000, at least 20).
-        check: first check, on three of the stimuli, that batched (right-padded) pooling
-            gives what one text at a time gives at this site (recorded in
-            ``record["checks"]``; a failure is an error with the measured difference).
+        check: first check, on three of the stimuli (the shortest, the median and the
+            longest, so the batch is padded), that batched (right-padded) pooling gives what
+            one text at a time gives at this site, within a tolerance of the model's dtype
+            and depth (:mod:`tl_localize.precision`; recorded in ``record["checks"]``; a
+            failure is an error with the measured difference).
         progress: show progress bars.
 
     Returns:
@@ -640,7 +644,9 @@ def localize(
 
     checks = []
     if check:
-        sample = sorted(parts["select"]["positive"], key=len)[:3]
+        # the shortest, the median and the longest text: batched, they are padded
+        by_length = sorted(parts["select"]["positive"], key=len)
+        sample = list(dict.fromkeys(by_length[i] for i in (0, len(by_length) // 2, -1)))
         found = check_pooling(
             model, sample, site=site_obj.name, pooling=pooling_used, truncate=config.truncate,
             prepend_bos=config.prepend_bos,
@@ -649,7 +655,8 @@ def localize(
         if not found["passed"]:
             raise LocalizeError(
                 f"Model check {found['check']} failed: batched pooling differs from one text "
-                f"at a time by {found['value']:.3g} (relative; tolerance {found['tolerance']:g})."
+                f"at a time by {found['value']:.3g} (scaled difference; tolerance "
+                f"{found['tolerance']:.3g} for {found['detail'].rsplit(', ', 1)[-1]})."
                 " The model's wiring gives different activations for padded batches; run "
                 "check_model(model) for details, or localize with batch_size=1."
             )
@@ -733,7 +740,13 @@ def localize(
     timings["stats_s"] = time.perf_counter() - start
 
     signature = model_signature(model)
-    units = Units(mask, site_obj.name, model.cfg.model_name, fingerprint=signature["fingerprint"])
+    units = Units(
+        mask,
+        site_obj.name,
+        model.cfg.model_name,
+        fingerprint=signature["fingerprint"],
+        dtype=signature["dtype"],
+    )
     selection_record["n_selected"] = len(units)
     record = {
         "created": now(),

@@ -37,11 +37,15 @@ __all__ = [
     "default_model_path",
     "default_to_uncached_generation",
     "generation_check",
+    "hardware",
     "hf_tokenizer",
     "load_model",
+    "loading_options",
     "model_dtype",
     "model_fingerprint",
+    "model_hardware",
     "model_signature",
+    "resolve_device",
     "resolve_dtype",
 ]
 
@@ -221,10 +225,124 @@ def resolve_dtype(
             raise LocalizeError(f"dtype {dtype} is not supported; use one of {sorted(DTYPES)}.")
         return dtype
     if dtype is None or dtype == "auto":
+        if device is None or device == "auto":
+            device = resolve_device("auto")
         return torch.bfloat16 if bf16_is_fast(device) else torch.float32
     if dtype not in DTYPES:
         raise LocalizeError(f"Unknown dtype {dtype!r}; use 'auto' or one of {sorted(DTYPES)}.")
     return DTYPES[dtype]
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """Where a model goes: ``"auto"`` (or None) is the first CUDA GPU when torch sees one,
+    else the CPU; ``"cpu"``, ``"cuda"``, ``"cuda:N"`` and ``"mps"`` as they are, refused
+    (one :class:`LocalizeError` that says what this machine has) when not present.
+
+    ``auto`` does not choose Apple's MPS: the bridge's operations have not been verified
+    there (the checks of :func:`tl_localize.checks.check_model` would tell), so it is used
+    only when asked for by name.
+
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        found = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise LocalizeError(
+            f"Unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."
+        ) from None
+    if found.type == "cpu":
+        return found
+    if found.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            build = "with" if torch.version.cuda else "without"
+            raise LocalizeError(
+                f"Device {str(device)!r} is not available: torch sees no CUDA GPU here "
+                f"(torch {torch.__version__}, built {build} CUDA). Use --device cpu, or "
+                "--device auto to take a GPU only where there is one."
+            )
+        if found.index is not None and found.index >= count:
+            raise LocalizeError(
+                f"Device {str(device)!r} is not available: this machine has {count} CUDA "
+                f"GPU{'s' if count > 1 else ''} (cuda:0 to cuda:{count - 1})."
+            )
+        return found
+    if found.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise LocalizeError(
+                f"Device {str(device)!r} is not available: Apple's MPS is not available to "
+                "torch on this machine. Use --device cpu or auto."
+            )
+        return found
+    raise LocalizeError(
+        f"Device {str(device)!r} is not supported; use 'auto', 'cpu', 'cuda', 'cuda:N' or "
+        "'mps' (or device_map= to spread a model over several)."
+    )
+
+
+@functools.cache
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def hardware(device: str | torch.device = "cpu") -> dict[str, Any]:
+    """What a device is, for the record of a result: its kind and name, whether it computes
+    bfloat16 fast, and (GPU) its memory and compute capability or (CPU) its cores and the
+    threads torch uses.
+
+    >>> sorted(hardware("cpu"))
+    ['bf16_fast', 'cores', 'device', 'name', 'threads']
+    """
+    found = torch.device(device)
+    if found.type == "cuda":
+        index = found.index if found.index is not None else torch.cuda.current_device()
+        props = torch.cuda.get_device_properties(index)
+        return {
+            "device": f"cuda:{index}",
+            "name": props.name,
+            "memory_gib": round(props.total_memory / 2**30, 1),
+            "capability": f"{props.major}.{props.minor}",
+            "bf16_fast": bf16_is_fast(found),
+        }
+    if found.type == "cpu":
+        return {
+            "device": "cpu",
+            "name": _cpu_name(),
+            "cores": os.cpu_count(),
+            "threads": torch.get_num_threads(),
+            "bf16_fast": bf16_is_fast(found),
+        }
+    return {"device": str(found), "name": found.type, "bf16_fast": bf16_is_fast(found)}
+
+
+def model_hardware(model: Model) -> dict[str, Any]:
+    """Where and in what precision a model computes: the device of its parameters (every
+    device, for a model spread with ``device_map``), :func:`hardware` of the first, the
+    dtype, and whether ``dtype="auto"`` / ``device="auto"`` chose them (None: not known,
+    for a model not loaded by :func:`load_model`)."""
+    devices = sorted(
+        {str(p.device) for p in model.parameters() if p.device.type != "meta"}  # type: ignore[attr-defined]
+    ) or ["cpu"]
+    source = getattr(model, "tl_localize_source", None)
+    source = source if isinstance(source, dict) else {}
+    return {
+        **hardware(devices[0] if devices[0] != "cuda" else "cuda:0"),
+        "devices": devices,
+        "dtype": str(model_dtype(model)).removeprefix("torch."),
+        "dtype_auto": source.get("dtype_auto"),
+        "device_auto": source.get("device_auto"),
+    }
 
 
 def _check_model_folder(path: Path) -> None:
@@ -254,8 +372,6 @@ def _boot(
     if device_map is not None:
         # the bridge loads the model itself and lets accelerate place (or offload) each
         # layer; such a model is never moved with .to()
-        if device is not None:
-            raise LocalizeError("Pass device= or device_map=, not both.")
         offload = cache_dir() / "offload" / hashlib.sha256(source.encode()).hexdigest()[:16]
         offload.mkdir(parents=True, exist_ok=True)
         model = TransformerBridge.boot_transformers(
@@ -271,7 +387,7 @@ def _boot(
         hf_model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, revision=revision)
         _ensure_architectures(hf_model.config)
         model = TransformerBridge.boot_transformers(
-            source, hf_model=hf_model, tokenizer=tokenizer, device=device or "cpu", dtype=dtype
+            source, hf_model=hf_model, tokenizer=tokenizer, device=device, dtype=dtype
         )
     model.eval()
     model.cfg.model_name = name
@@ -282,12 +398,43 @@ def _boot(
     return model
 
 
+def loading_options(
+    dtype: str | torch.dtype | None,
+    device: str | torch.device | None,
+    device_map: str | dict[str, Any] | None,
+    max_memory: dict[Any, Any] | None,
+) -> dict[str, Any]:
+    """:func:`load_model`'s placement options, checked and resolved: ``device`` (None with
+    ``device_map``), ``dtype`` (``auto`` for the device it resolves to) and whether ``auto``
+    chose each. Raises :class:`LocalizeError` for a device that is not there, an unknown
+    dtype, ``device`` with ``device_map``, or ``max_memory`` without ``device_map``: what a
+    command checks before it loads a model."""
+    if max_memory is not None and device_map is None:
+        raise LocalizeError("max_memory= goes with device_map= (for example device_map='auto').")
+    device_auto = device is None or device == "auto"
+    if device_map is not None:
+        if not device_auto:
+            raise LocalizeError("Pass device= or device_map=, not both.")
+        # accelerate places the layers; "auto" dtype follows the first GPU when there is one
+        target = None
+    else:
+        target = resolve_device(device)
+    return {
+        "device": target,
+        "dtype": resolve_dtype(dtype, target if target is not None else resolve_device("auto")),
+        "device_map": device_map,
+        "max_memory": max_memory,
+        "dtype_auto": dtype is None or dtype == "auto",
+        "device_auto": device_auto and device_map is None,
+    }
+
+
 def load_model(
     spec: str | os.PathLike[str] | None = None,
     *,
     revision: str | None = None,
     dtype: str | torch.dtype | None = "auto",
-    device: str | torch.device | None = None,
+    device: str | torch.device | None = "auto",
     device_map: str | dict[str, Any] | None = None,
     max_memory: dict[Any, Any] | None = None,
     check_generation: bool = True,
@@ -304,7 +451,9 @@ def load_model(
         dtype: ``"auto"`` (default: bfloat16 where the device computes it fast, a CUDA GPU
             or a CPU with AMX / AVX512-BF16, else float32), ``"float32"``, ``"bfloat16"``,
             ``"float16"`` or a ``torch.dtype``.
-        device: where to put the model (default: the CPU).
+        device: where to put the model: ``"auto"`` (default: the first CUDA GPU when
+            there is one, else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``
+            (:func:`resolve_device`; a device that is not there is a :class:`LocalizeError`).
         device_map: shard a model too big for one device over several, or offload layers
             to the CPU or disk (``device_map="auto"`` or a dict as transformers takes it);
             such a model is never moved with ``.to()``, and hooks run where each layer lives.
@@ -323,16 +472,9 @@ def load_model(
         model = load_model()
         model.cfg.n_layers, model.cfg.d_model  # (30, 576)
     """
-    torch_dtype = resolve_dtype(dtype, device)
-    if max_memory is not None and device_map is None:
-        raise LocalizeError("max_memory= goes with device_map= (for example device_map='auto').")
+    options = loading_options(dtype, device, device_map, max_memory)
+    chosen = {key: options.pop(key) for key in ("dtype_auto", "device_auto")}
     path = default_model_path() if spec is None else Path(os.fspath(spec)).expanduser()
-    options: dict[str, Any] = {
-        "device": device,
-        "dtype": torch_dtype,
-        "device_map": device_map,
-        "max_memory": max_memory,
-    }
     if path.suffix == ".gguf":
         if revision is not None:
             raise LocalizeError("A .gguf file is one checkpoint: revision= does not apply.")
@@ -377,6 +519,7 @@ def load_model(
                 f"Face hub did not provide it ({error}). Offline, pass a local .gguf file or a "
                 "folder saved with save_pretrained()."
             ) from error
+    model.tl_localize_source.update(chosen)
     if check_generation:
         default_to_uncached_generation(model)
     return model
@@ -532,7 +675,10 @@ def model_fingerprint(model: Model) -> str:
 
 
 def model_signature(model: Model) -> dict[str, Any]:
-    """The facts a saved unit mask is checked against: name, shapes, weights' fingerprint."""
+    """The facts a saved unit mask is checked against (name, shapes, weights' fingerprint)
+    and where the result was computed: the dtype and ``hardware``
+    (:func:`model_hardware`: the device, its name, whether it computes bfloat16 fast, and
+    whether ``auto`` chose the dtype and the device)."""
     cfg = model.cfg
     return {
         "model": cfg.model_name,
@@ -543,6 +689,7 @@ def model_signature(model: Model) -> dict[str, Any]:
         "d_head": int(cfg.d_head),
         "dtype": str(model_dtype(model)).removeprefix("torch."),
         "fingerprint": model_fingerprint(model),
+        "hardware": model_hardware(model),
     }
 
 

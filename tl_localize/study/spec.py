@@ -118,6 +118,21 @@ def _file(path: str, value: Any, base: Path, *, folder_ok: bool = True) -> str:
     return str(resolved)
 
 
+def _device(path: str, value: Any) -> str | None:
+    """A device as load_model takes it; ``auto`` (the default) is None. Whether the device
+    is there is checked where the model loads (a Ray worker may have a GPU the driver has
+    not)."""
+    if value is None:
+        return None
+    text = _str(path, value)
+    if text == "auto":
+        return None
+    kind, _, index = text.partition(":")
+    if kind not in ("cpu", "cuda", "mps") or (index and not index.isdigit()):
+        raise _fail(path, f"unknown device {text!r}; use auto, cpu, cuda, cuda:N or mps")
+    return text
+
+
 @dataclass
 class ModelSpec:
     """A model of the study: ``spec`` as :func:`load_model` takes it (``None``: the embedded
@@ -170,7 +185,7 @@ class ModelSpec:
             spec=spec,
             revision=revision,
             dtype=_str(f"{path}.dtype", data.get("dtype", "auto"), ["auto", *DTYPES]),
-            device=data.get("device") and _str(f"{path}.device", data["device"]),
+            device=_device(f"{path}.device", data.get("device")),
             device_map=dict(device_map) if isinstance(device_map, Mapping) else device_map,
             max_memory=dict(max_memory) if max_memory is not None else None,
         )
