@@ -119,6 +119,25 @@ def _card(title: str, facts: Mapping[str, Any], figure: str = "", text: str = ""
     return body + "</div>"
 
 
+def computed_on(signature: Any) -> str | None:
+    """Where and in what precision a result was computed, in words, from a record's model
+    signature: ``"bfloat16 (auto) on cuda:0, NVIDIA H100 80GB HBM3 (79.1 GiB)"``; None when
+    the record predates it."""
+    if not isinstance(signature, Mapping):
+        return None
+    hardware = signature.get("hardware")
+    dtype = signature.get("dtype")
+    if not isinstance(hardware, Mapping):
+        return str(dtype) if dtype else None
+    auto = " (auto)" if hardware.get("dtype_auto") else ""
+    where = f"{hardware.get('device')}, {hardware.get('name')}"
+    if hardware.get("memory_gib") is not None:
+        where += f" ({hardware['memory_gib']} GiB)"
+    elif hardware.get("device") == "cpu":
+        where += f" (bfloat16 {'fast' if hardware.get('bf16_fast') else 'slow'})"
+    return f"{dtype}{auto} on {where}"
+
+
 def units_card(units: Units) -> str:
     counts = units.mask.sum(1).numpy()
     facts = {
@@ -127,6 +146,7 @@ def units_card(units: Units) -> str:
         "units": f"{len(units):,} of {units.n_units:,} ({len(units) / units.n_units:.3%})",
         "most in layers": layer_ranges(busiest_layers(counts)) if len(units) else "-",
         "fingerprint": units.fingerprint,
+        "dtype": units.dtype,
     }
     return _card("Units", facts, _layers_figure(counts) if len(units) else "")
 
@@ -144,6 +164,7 @@ def localization_card(loc: Localization) -> str:
         f"top={loc.config.top!r}, {loc.config.selection}",
         "mean t (selected)": f"{float(selected_t.mean()):.2f}" if len(units) else "-",
         "preset": loc.config.preset,
+        "computed": computed_on(loc.record.get("model")),
     }
     figure = _layers_figure(counts) if len(units) else ""
     return _card("Localization", facts, figure, loc.summary())
@@ -174,6 +195,7 @@ def attribution_card(att: Attribution) -> str:
         "site": att.site,
         "units": f"{scores.numel():,} ({scores.shape[0]} layers x {scores.shape[1]})",
         "top by patch_abs": top,
+        "computed": computed_on(att.record.get("model")),
     }
     return _card("Attribution", facts, _layers_figure(per_layer, "patch_abs"))
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from .cards import computed_on
 from .errors import LocalizeError
 from .results import now
 
@@ -102,6 +103,7 @@ def _record(path: Path) -> str:
         "command": record.get("command"),
         "created": record.get("created"),
         "model": model.get("model") if isinstance(model, dict) else model,
+        "computed": computed_on(model),
         "contrast": (record.get("contrast") or record.get("localization", {}).get("contrast", {}))
         .get("name"),
         "versions": ", ".join(f"{k} {v}" for k, v in (record.get("versions") or {}).items()),
