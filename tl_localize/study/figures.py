@@ -137,15 +137,20 @@ def dissociation_figure(result: StudyResult) -> Any:
         labels = part.pivot(index="network", columns="task", values="label")
         labels = labels.reindex(index=matrix.index, columns=matrix.columns)
         ax.set_facecolor("0.92")  # cells with nothing to measure, or not tested
-        sns.heatmap(matrix.astype(float), annot=False, cmap="RdBu", center=0, ax=ax,
-                    cbar_kws={"label": "selected set: change vs intact (%)"})  # fmt: skip
+        values = matrix.astype(float)
+        shown = values.to_numpy()[np.isfinite(values.to_numpy())]
+        limit = float(np.abs(shown).max()) if shown.size and np.abs(shown).max() > 0 else 1.0
+        sns.heatmap(values, annot=False, cmap="RdBu", center=0, vmin=-limit, vmax=limit,
+                    ax=ax, cbar_kws={"label": "selected set: change vs intact (%)"})  # fmt: skip
         for i, network in enumerate(matrix.index):
             for j, task in enumerate(matrix.columns):
                 text = labels.loc[network, task]
                 if isinstance(text, str):
                     bold = text.endswith(HURTS)
+                    dark = abs(values.loc[network, task]) > 0.6 * limit  # NaN: False
                     ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=8,
-                            fontweight="bold" if bold else "normal")  # fmt: skip
+                            fontweight="bold" if bold else "normal",
+                            color="white" if dark else "black")  # fmt: skip
         ax.set_title(model)
         ax.set_xlabel("task")
         ax.set_ylabel("network ablated")
