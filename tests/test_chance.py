@@ -11,6 +11,7 @@ import pytest
 from scipy import stats as sps
 
 from tl_localize import LocalizeError, compare_ablation, evaluate, localize
+from tl_localize.cli import main
 from tl_localize.compare import (
     AblationComparison,
     adjust_verdicts,
@@ -172,7 +173,11 @@ def test_adjustment_can_overturn_a_verdict():
         adjust_p([0.1], "bonferroni")
 
 
-def test_a_bad_adjustment_is_refused(tiny, toy_contrast, toy_pairs):
+def test_a_bad_adjustment_is_refused(tiny, toy_contrast, toy_pairs, tmp_path, capsys):
+    argv = ["ablate", "--units", str(tmp_path), "--adjust", "bonferroni", "--out", "o"]
+    assert main(argv) == 2  # before any model loads
+    err = capsys.readouterr().err
+    assert "--adjust: invalid choice: 'bonferroni'" in err and len(err.strip().splitlines()) == 1
     loc = localize(tiny, toy_contrast, top=6, progress=False)
     task = ("pairs", lambda model, **kw: evaluate.minimal_pairs(model, toy_pairs, **kw))
     with pytest.raises(LocalizeError, match=r"adjust='bonferroni'.*holm.*fdr_bh"):
