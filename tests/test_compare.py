@@ -18,6 +18,7 @@ from tl_localize import (
 from tl_localize.cli import main
 from tl_localize.report import build_report
 from tl_localize.stats import mcnemar_p
+from tl_localize.tasks import TASKS
 
 pytestmark = pytest.mark.model
 
@@ -91,13 +92,33 @@ def test_compare_ablation_table(default_model, loc, pairs):
             & (frame["change_pct"] <= frame["change_high"] + 1e-9)).all()  # fmt: skip
     verdicts = result.verdicts
     assert len(verdicts) == 2 * 2 and set(verdicts["verdict"]) <= {"specific", "not specific"}
-    assert (verdicts["verdict"] == "specific").eq(verdicts["p_value"] < 0.05).all()
+    assert (verdicts["verdict"] == "specific").eq(verdicts["p_adjusted"] < 0.05).all()
+    assert (verdicts["p_adjusted"] >= verdicts["p_value"]).all()  # Holm over the 4
     summary = result.summary()
     assert summary.count("Zeroing the") == 2 and "magnitude-matched random sets" in summary
     fig = plot_ablation(result)
     assert len(fig.axes) == 1
     labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert labels == ["0.5%", "1%"]
+
+
+def test_arithmetic_at_the_floor_is_at_chance_and_never_a_minus_100_effect(default_model, loc):
+    result = compare_ablation(default_model, loc, ["arithmetic"], n_per_paradigm=10,
+                              n_random=1, match="uniform", n_boot=200, progress=False)  # fmt: skip
+    state = result.states().set_index("task").loc["arithmetic"]
+    scored = result.items[result.items["set"] == "intact"]
+    assert state["chance"] == pytest.approx(TASKS["arithmetic"].chance_of(scored))
+    assert 0 < state["chance"] < 0.02  # 1 / 57 answers at most (the easy level)
+    text = result.summary()
+    if state["state"] == "at chance":  # the intact model's interval reaches chance
+        assert state["value_low"] <= state["chance"]
+        assert (result.verdicts["verdict"] == "at chance").all()
+        assert "arithmetic is at chance for the intact model" in text
+        assert "-100" not in text and "100.0%" not in text
+    else:  # above chance with its interval: the effect is reported
+        assert state["value_low"] > state["chance"]
+        assert set(result.verdicts["verdict"]) <= {"specific", "not specific"}
+        assert text.startswith("Zeroing the")
 
 
 def test_compare_ablation_bad_input(default_model, loc, tiny):

@@ -12,12 +12,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
+from statsmodels.stats.multitest import multipletests
 
 from tl_localize import LocalizeError, load_model, localize
 from tl_localize.cli import main
+from tl_localize.report import build_study_report
 from tl_localize.study import Study, StudyResult, plan_study, run_study
 
 STIMULI = ["the cat sat on the mat", "a dog ran in the park", "we saw a red fox",
@@ -192,7 +195,13 @@ def test_a_study_runs_resumes_and_reports(tmp_path, small_contrast, tiny_hf, cap
     assert main(["study", "report", str(out)]) == 0
     page = (out / "report.html").read_text()
     assert "<h2>Headline</h2>" in page and page.count("<img ") >= 3  # ablation, depth, matrix
-    assert "does not hold" in page or "holds" in page
+    # random tiny models: the built-in pairs may be at chance for them, said as such
+    assert set(headline["effect"]) <= {"holds", "does not hold", "at chance"}
+    assert all(effect in page for effect in headline["effect"])
+    assert "<h2>Double dissociation</h2>" in page
+    n = int(result.verdicts()["p_adjusted"].notna().sum())
+    assert f"p-values adjusted over the study&#x27;s {n} comparisons by Holm" in page
+    assert (headline["n_comparisons"] == n).all() and (headline["adjust"] == "holm").all()
 
 
 def _toml(data):
@@ -390,6 +399,35 @@ def test_three_models_of_different_shapes(tmp_path, small_contrast, tiny_hf, def
     loc = result.localization("smollm2", "lang")
     assert loc.units == localize(default_model, loc_contrast(small_contrast), top=0.05,
                                  progress=False).units  # fmt: skip
+
+
+@pytest.mark.model
+@pytest.mark.study
+def test_a_study_of_arithmetic_on_the_default_model(tmp_path, small_contrast):
+    data = spec(
+        [{"label": "smollm2", "dtype": "float32"}],
+        small_contrast,
+        tasks={"arithmetic": {"n_per_paradigm": 10}, "builtin": {"n_per_paradigm": 1}},
+        ablation={"n_random": 1, "n_boot": 200, "match": ["uniform"]},
+    )
+    data["networks"][0]["top"] = [0.01]
+    result = run_study(Study.from_dict(data), tmp_path / "out", progress=False)
+    verdicts = result.verdicts()
+    tested = verdicts[verdicts["verdict"].isin(["specific", "not specific"])]
+    holm = multipletests(tested["p_value"].to_numpy(), method="holm")[1]
+    np.testing.assert_allclose(tested["p_adjusted"], holm, rtol=1e-12)  # the study's own p
+    arithmetic = result.headline().set_index("task").loc["arithmetic"]
+    state = result.frame().query("task == 'arithmetic' and set == 'intact'").iloc[0]
+    page = build_study_report(tmp_path / "out")
+    if state["value_low"] <= state["chance"]:  # at chance: said, and no effect printed
+        assert arithmetic["effect"] == "at chance"
+        assert np.isnan(arithmetic["selected_change_pct"])
+        assert (verdicts.query("task == 'arithmetic'")["verdict"] == "at chance").all()
+        assert "-100%" not in page and "-100.0%" not in page
+        assert "at chance" in page
+    else:  # above chance with its interval: an effect, and a verdict on it
+        assert arithmetic["effect"] in ("holds", "does not hold")
+        assert not np.isnan(arithmetic["selected_change_pct"])
 
 
 def loc_contrast(path):

@@ -222,9 +222,8 @@ def comparison_card(comparison: AblationComparison) -> str:
         "controls": f"{comparison.settings.get('n_random')} per kind of "
         f"{', '.join(comparison.settings.get('match', []))}",
     }
-    verdicts = comparison.verdicts[
-        ["task", "fraction", "match", "difference_pct", "p_value", "verdict"]
-    ]
+    shown = ["task", "fraction", "match", "difference_pct", "p_value", "p_adjusted", "verdict"]
+    verdicts = comparison.verdicts[[c for c in shown if c in comparison.verdicts.columns]]
     table_html = verdicts.to_html(index=False, float_format=lambda x: f"{x:.3g}", border=0)
     return _card(
         "Ablation comparison",

@@ -245,6 +245,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         options=options,
         n_boot=args.n_boot,
         seed=args.seed,
+        adjust=args.adjust,
         progress=not args.quiet,
     )
     seconds = time.perf_counter() - start
@@ -263,7 +264,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         record = _record(
             args, loc, result, {"compare_s": seconds}, tasks=tasks, n_random=args.n_random,
             match=matches, method=args.method, reference=reference_spec, fractions=fractions,
-            n_boot=args.n_boot, seed=args.seed,
+            n_boot=args.n_boot, seed=args.seed, adjust=args.adjust,
         )  # fmt: skip
         write_record(tmp, record, "ablation")
     print(result.summary())
@@ -635,6 +636,12 @@ def build_parser() -> argparse.ArgumentParser:
     abl.add_argument("--fractions", default=None, help="e.g. 0.00125,0.0025,0.005,0.01")
     abl.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
     abl.add_argument("--seed", type=int, default=0)
+    abl.add_argument(
+        "--adjust",
+        default="holm",
+        choices=["holm", "fdr_bh", "none"],
+        help="adjust the verdicts' p-values over the comparisons made (default holm)",
+    )
     _common(abl)
     abl.set_defaults(func=_cmd_ablate)
 

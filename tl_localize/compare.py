@@ -10,8 +10,11 @@ random control of the same size ablated. The result, an :class:`AblationComparis
   against the selected set;
 - ``verdicts``: for the selected set against each control family (its seeds pooled per
   item), the difference in change with its bootstrap interval, a one-sided paired
-  permutation p (does the selected set hurt more?) and a verdict, ``specific`` at p < 0.05
-  else ``not specific``;
+  permutation p (does the selected set hurt more?), that p adjusted over the result's
+  comparisons (Holm by default) and a verdict: ``specific`` at adjusted p < 0.05, else
+  ``not specific``; ``at chance`` when the intact model's interval reaches the task's chance
+  level (nothing to break) and ``at ceiling`` when every set is at 100%, with no effect
+  claimed either way;
 - ``items``: every item's result under every set.
 """
 
@@ -35,6 +38,8 @@ from .errors import LocalizeError, check_int
 from .localize import Localization, parse_top, select_top
 from .protocol import Model
 from .stats import (
+    ADJUSTMENTS,
+    adjust_p,
     bootstrap_indices,
     mcnemar_p,
     paired_permutation_p,
@@ -45,9 +50,11 @@ from .units import DEFAULT_MATCH, DEFAULT_N_RANDOM, Units, check_matches
 
 __all__ = [
     "AblationComparison",
+    "adjust_verdicts",
     "compare_ablation",
     "mcnemar_p",
     "plot_ablation",
+    "task_states",
     "verdicts",
 ]
 
@@ -55,14 +62,16 @@ ALPHA = 0.05
 MIN_BOOT = 100
 TABLE_COLUMNS = [
     "model", "task", "metric", "method", "fraction", "set", "match", "seed", "n_units",
-    "n_high_magnitude", "value", "change_pct", "change_low", "change_high", "p_vs_intact",
-    "p_vs_selected",
+    "n_high_magnitude", "value", "value_low", "value_high", "chance", "change_pct",
+    "change_low", "change_high", "p_vs_intact", "p_vs_selected",
 ]  # fmt: skip
 VERDICT_COLUMNS = [
     "model", "task", "metric", "method", "fraction", "match", "n_seeds", "selected_change_pct",
     "control_change_pct", "difference_pct", "difference_low", "difference_high", "p_value",
-    "verdict",
+    "p_adjusted", "verdict",
 ]  # fmt: skip
+# a task the intact model does at or below chance, or every set at 100%: no effect to claim
+BLOCKED = ("at chance", "at ceiling")
 
 
 def paired_p(a: np.ndarray, b: np.ndarray) -> float:
@@ -96,6 +105,10 @@ class AblationComparison:
     def to_frame(self) -> pd.DataFrame:
         """The table (one row per set)."""
         return self.table
+
+    def states(self) -> pd.DataFrame:
+        """Per model and task: the intact model's value against chance (:func:`task_states`)."""
+        return task_states(self.table)
 
     def summary(self) -> str:
         """The finding in words, one sentence per task and fraction."""
@@ -155,6 +168,7 @@ def compare_ablation(
     options: Mapping[str, Any] | None = None,
     n_boot: int = 1000,
     seed: int = 0,
+    adjust: str = "holm",
     batch_size: int | None = None,
     progress: bool = True,
     return_items: bool | None = None,
@@ -182,6 +196,9 @@ def compare_ablation(
         options: any other task option, e.g. ``{"texts": "corpus.txt"}`` for perplexity.
         n_boot: bootstrap resamples for the intervals (at least 100).
         seed: the seed of the bootstrap and of the permutation tests.
+        adjust: how the verdicts' p-values are adjusted over the result's comparisons
+            (tasks x fractions x control kinds): ``"holm"`` (family-wise error rate, the
+            default), ``"fdr_bh"`` (Benjamini-Hochberg false discovery rate) or ``"none"``.
         batch_size: texts per pass (default: each task's).
 
     Returns:
@@ -199,6 +216,7 @@ def compare_ablation(
     n_random = check_int("n_random", n_random, 0)
     n_boot = check_int("n_boot", n_boot, MIN_BOOT)
     seed = check_int("seed", seed, 0)
+    check_adjust("adjust", adjust)
     if batch_size is not None:
         check_int("batch_size", batch_size, 1)
     if method not in METHODS:
@@ -259,6 +277,7 @@ def compare_ablation(
     rows: list[dict[str, Any]] = []
     found: list[np.ndarray] = []  # per-item values of each row, in row order
     items: list[pd.DataFrame] = []
+    chance: dict[str, float] = {}
     bar = tqdm(
         total=len(prepared) * (1 + len(plan)), desc="ablation", disable=not progress, leave=False
     )
@@ -274,6 +293,8 @@ def compare_ablation(
                 else []
             )
             result = task.run(model, hooks=hooks, batch_size=batch_size, progress=False)
+            if unit_set is None:
+                chance[task.name] = task.task.chance_of(result)
             bar.update()
             keys = {k: row[k] for k in ("task", "fraction", "set", "match", "seed")}
             items.append(result.assign(**keys))
@@ -288,13 +309,16 @@ def compare_ablation(
             evaluate(unit_set, {**row, "n_high_magnitude": n_high})
     bar.close()
     direction = {t.name: t.task.higher_is_better for t in prepared}
-    table, verdict_table = summarize_sets(rows, found, direction, n_boot=n_boot, seed=seed)
+    table, verdict_table = summarize_sets(
+        rows, found, direction, n_boot=n_boot, seed=seed, chance=chance, adjust=adjust
+    )
     settings = {
         "method": method,
         "n_random": n_random,
         "match": matches,
         "n_boot": n_boot,
         "seed": seed,
+        "adjust": adjust,
         "tasks": [t.name for t in prepared],
         "fractions": sorted(sets),
     }
@@ -342,13 +366,22 @@ def _groups(table: pd.DataFrame, keys: Sequence[str]) -> list[str]:
     return [k for k in keys if k in table.columns]
 
 
+def check_adjust(name: str, adjust: Any) -> str:
+    """``adjust`` if it names a p-value adjustment, else an error naming ``name``."""
+    if not isinstance(adjust, str) or adjust not in ADJUSTMENTS:
+        choices = "; ".join(f"{k}: {v}" for k, v in ADJUSTMENTS.items())
+        raise LocalizeError(f"{name}={adjust!r} is not a p-value adjustment; use one of {choices}.")
+    return adjust
+
+
 def _add_intervals(
     table: pd.DataFrame, found: Sequence[np.ndarray], n_boot: int, seed: int
 ) -> None:
-    """``change_pct`` and its paired bootstrap interval for every row: one index matrix per
-    model and task, shared by all its sets, so that intact and ablated runs are resampled
-    together. Each group's intact row is its row with ``set == "intact"``."""
-    change, low, high = (np.full(len(table), np.nan) for _ in range(3))
+    """``value_low`` / ``value_high`` and ``change_pct`` with its paired bootstrap interval
+    for every row: one index matrix per model and task, shared by all its sets, so that
+    intact and ablated runs are resampled together. Each group's intact row is its row with
+    ``set == "intact"``."""
+    change, low, high, value_low, value_high = (np.full(len(table), np.nan) for _ in range(5))
     for _, rows in table.groupby(_groups(table, ["model", "task"]), sort=False):
         positions = rows.index.to_numpy()
         intact_rows = rows.index[rows["set"] == "intact"]
@@ -359,8 +392,11 @@ def _add_intervals(
         boot_intact = intact[index].mean(1)
         for i in positions:
             values = found[int(i)].astype(float)
+            boot_values = values[index].mean(1)
+            value_low[i], value_high[i] = percentile_interval(boot_values)
             change[i] = float(_change(values.mean(), intact.mean()))
-            low[i], high[i] = percentile_interval(_change(values[index].mean(1), boot_intact))
+            low[i], high[i] = percentile_interval(_change(boot_values, boot_intact))
+    table["value_low"], table["value_high"] = value_low, value_high
     table["change_pct"], table["change_low"], table["change_high"] = change, low, high
 
 
@@ -390,15 +426,80 @@ def summarize_sets(
     *,
     n_boot: int,
     seed: int,
+    chance: Mapping[str, float] | None = None,
+    adjust: str = "holm",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The table and the verdicts from one row per evaluated set (``model``, ``task``,
     ``metric``, ``method``, ``fraction``, ``set``, ``match``, ``seed``, and for a study
-    ``network``) and each row's per-item values (``found``, same order)."""
+    ``network``) and each row's per-item values (``found``, same order); ``chance`` is each
+    task's chance level (:meth:`Task.chance_of <tl_localize.tasks.Task.chance_of>`; NaN or
+    missing: none), ``adjust`` the adjustment of the verdicts' p-values."""
     table = pd.DataFrame(list(rows))
     table["value"] = [float(np.mean(v)) for v in found]
+    table["chance"] = [float((chance or {}).get(str(t), math.nan)) for t in table["task"]]
     _add_intervals(table, found, n_boot, seed)
     add_paired_tests(table, found)
-    return table, verdicts(table, found, higher_is_better, n_boot=n_boot, seed=seed)
+    return table, verdicts(table, found, higher_is_better, n_boot=n_boot, seed=seed, adjust=adjust)
+
+
+def task_states(table: pd.DataFrame) -> pd.DataFrame:
+    """Per model and task, whether an ablation effect can be measured at all.
+
+    One row per intact row of ``table``: ``value`` with its bootstrap interval
+    (``value_low``, ``value_high``), ``chance`` and ``state``:
+
+    - ``at chance``: the interval reaches the chance level or lies below it (for an accuracy
+      with no declared chance level, the floor 0): the intact model does not do the task,
+      so there is nothing for an ablation to break;
+    - ``at ceiling``: every set, intact and ablated, is at 100%;
+    - ``above chance`` (a task with a chance level) or ``measurable`` (a metric with none,
+      such as ``nll``): effects are reported.
+    """
+    columns = ["model", "task", "metric", "value", "value_low", "value_high", "chance", "state"]
+    rows = []
+    for _, row in table[table["set"] == "intact"].iterrows():
+        same = table[table["task"] == row["task"]]
+        if "model" in table.columns:
+            same = same[same["model"] == row["model"]]
+        chance = float(row.get("chance", math.nan))
+        low = float(row.get("value_low", math.nan))
+        low = float(row["value"]) if math.isnan(low) else low
+        state = "measurable"
+        if not math.isnan(chance):
+            if low <= chance:
+                state = "at chance"
+            elif (same["value"].astype(float) >= 1.0).all():
+                state = "at ceiling"
+            else:
+                state = "above chance"
+        rows.append({k: row.get(k, math.nan) for k in columns[:-1]} | {"state": state})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def adjust_verdicts(
+    frame: pd.DataFrame, method: str = "holm", alpha: float = ALPHA
+) -> pd.DataFrame:
+    """``frame`` (verdicts with a ``p_value``) with ``p_adjusted``: the p-values of every
+    tested comparison (verdict ``specific`` or ``not specific``) adjusted together as one
+    family by ``method`` (:data:`tl_localize.stats.ADJUSTMENTS`), and each tested verdict
+    re-decided on it (``specific`` at adjusted p < ``alpha``). Comparisons on a task at
+    chance or at ceiling are not tested: they keep their raw p and do not count in the
+    family. Applying it again to its own output gives the same frame."""
+    out = frame.copy()
+    if "p_adjusted" not in out.columns:
+        at = (
+            list(out.columns).index("p_value") + 1 if "p_value" in out.columns else len(out.columns)
+        )
+        out.insert(at, "p_adjusted", np.nan)
+    if out.empty:
+        return out
+    p = out["p_value"].to_numpy(dtype=float)
+    tested = out["verdict"].isin(["specific", "not specific"]).to_numpy() & np.isfinite(p)
+    adjusted = np.full(len(out), np.nan)
+    adjusted[tested] = adjust_p(p[tested], method)
+    out["p_adjusted"] = adjusted
+    out.loc[tested, "verdict"] = np.where(adjusted[tested] < alpha, "specific", "not specific")
+    return out
 
 
 def verdicts(
@@ -409,6 +510,7 @@ def verdicts(
     n_boot: int = 1000,
     seed: int = 0,
     alpha: float = ALPHA,
+    adjust: str = "holm",
 ) -> pd.DataFrame:
     """The selected set against each control family, its seeds pooled per item.
 
@@ -416,9 +518,17 @@ def verdicts(
     control family's value is the mean over its seeds; the difference between the selected
     set's change and the family's (in percent of intact) gets a paired bootstrap interval
     over items and a one-sided paired permutation p in the harmful direction (lower for a
-    metric where higher is better); ``verdict`` is ``specific`` when the selected set hurts
-    more at p < ``alpha``, else ``not specific``.
+    metric where higher is better). The p-values of all rows are adjusted together
+    (``adjust``, :func:`adjust_verdicts`) and ``verdict`` is ``specific`` when the selected
+    set hurts more at adjusted p < ``alpha``, else ``not specific``; a task at chance or at
+    ceiling (:func:`task_states`, from the table's ``chance`` and ``value_low`` where it
+    has them) gets that as its verdict instead.
     """
+    states = (
+        task_states(table).set_index(_groups(table, ["model", "task"]))["state"]
+        if "chance" in table.columns
+        else None
+    )
     out = []
     for _, rows in table[table["set"] != "intact"].groupby(
         _groups(table, ["model", "network", "task", "fraction"]), sort=False
@@ -431,6 +541,8 @@ def verdicts(
         boot_intact = intact[index].mean(1)
         chosen = rows[rows["set"] == "selected"].iloc[0]
         selected = found[int(chosen.name)].astype(float)
+        key = tuple(chosen[k] for k in _groups(table, ["model", "task"]))
+        state = states.get(key if len(key) > 1 else key[0]) if states is not None else None
         for match, group in rows[rows["set"] == "random"].groupby("match", sort=False):
             family = np.mean([found[int(i)].astype(float) for i in group.index], axis=0)
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -458,13 +570,30 @@ def verdicts(
                     "difference_low": low,
                     "difference_high": high,
                     "p_value": p,
-                    "verdict": "specific" if p < alpha else "not specific",
+                    "p_adjusted": math.nan,
+                    "verdict": state if state in BLOCKED else "not specific",
                 }
             )
     columns = list(VERDICT_COLUMNS)
     if "network" in table.columns:
         columns.insert(1, "network")
-    return pd.DataFrame(out, columns=columns)
+    return adjust_verdicts(pd.DataFrame(out, columns=columns), adjust, alpha)
+
+
+def blocked_note(state: Any) -> str:
+    """A figure's short note for a task at chance or at ceiling (a row of
+    :func:`task_states`)."""
+    if state.state == "at ceiling":
+        return "at ceiling\n(every set at 100%)"
+    level = f"chance {state.chance:.1%}" if state.chance > 0 else "floor 0%"
+    return f"at chance\nintact {state.value:.1%}, {level}\nno effect claimed"
+
+
+def note_blocked(ax: Any, state: Any) -> None:
+    """Write :func:`blocked_note` across a panel whose bars were left out."""
+    ax.text(0.5, 0.5, blocked_note(state), transform=ax.transAxes, ha="center", va="center",
+            fontsize=9, color="0.25", bbox={"facecolor": "white", "edgecolor": "0.7"})  # fmt: skip
+    ax.set_yticks([])
 
 
 def _percent(fraction: float) -> str:
@@ -478,7 +607,9 @@ def plot_ablation(result: AblationComparison | pd.DataFrame) -> Any:
     import seaborn as sns
 
     frame = result.table if isinstance(result, AblationComparison) else result
+    blocked = {row.task: row for row in task_states(frame).itertuples() if row.state in BLOCKED}
     data = frame[frame["set"] != "intact"].copy()
+    data.loc[data["task"].isin(list(blocked)), "change_pct"] = np.nan  # no bar, a note
     data["units"] = np.where(
         data["set"] == "selected", "selected", "random (" + data["match"].astype(str) + ")"
     )
@@ -500,6 +631,8 @@ def plot_ablation(result: AblationComparison | pd.DataFrame) -> Any:
     grid.set_axis_labels("units ablated (% of the site)", "change vs intact (%)")
     for ax in grid.axes.flat:
         ax.axhline(0, color="0.3", linewidth=0.8)
+    for task, state in blocked.items():
+        note_blocked(grid.axes_dict[task], state)
     fig = grid.figure
     plt.close(fig)
     return fig

@@ -232,8 +232,10 @@ def _page(heading: str, root: Path, body: str) -> str:
     )
 
 
-def _frame_html(frame: pd.DataFrame) -> str:
-    return frame.to_html(index=False, float_format=lambda x: f"{x:.4g}", border=0, escape=True)
+def _frame_html(frame: pd.DataFrame, na_rep: str = "NaN") -> str:
+    return frame.to_html(
+        index=False, float_format=lambda x: f"{x:.4g}", border=0, escape=True, na_rep=na_rep
+    )
 
 
 def _figure_html(name: str, fig: Any) -> str:
@@ -251,8 +253,10 @@ def _figure_html(name: str, fig: Any) -> str:
 
 def build_study_report(folder: str | Path, title: str | None = None) -> str:
     """The page of a study folder: the headline table first (per model and network: the
-    effect, the effect against each control kind, whether it holds), the figures, the
-    verdicts, job status and failures, and the whole table folded."""
+    effect, the effect against each control kind, whether it holds after adjustment over
+    the study's comparisons, or that the task is at chance or at ceiling), the
+    double-dissociation table, the figures, the verdicts, job status and failures, and the
+    whole table folded."""
     from .study import StudyResult
 
     root = Path(folder)
@@ -265,9 +269,15 @@ def build_study_report(folder: str | Path, title: str | None = None) -> str:
         parts.append(
             '<p class="note">Change of each task\'s metric when the selected units are '
             "ablated (%, vs intact), the difference from each kind of random control "
-            "(points), and whether the effect holds against every kind (p &lt; 0.05).</p>"
+            "(points), and whether the effect holds against every kind (adjusted p &lt; "
+            f"0.05; {html.escape(_adjustment_words(headline))}). A task the intact model "
+            "does at or below chance (its interval reaches the chance level) is marked "
+            "<em>at chance</em> and one where every set scores 100% <em>at ceiling</em>: "
+            "there is no effect to report, and none is printed (the numbers stay in the "
+            "verdicts and the whole table).</p>"
         )
-        parts.append(_frame_html(headline))
+        parts.append(_frame_html(headline, na_rep=""))  # no effect printed: at chance / ceiling
+        parts.append(_dissociation_html(result))
     figures = result.figures()
     if figures:
         parts.append("<h2>Figures</h2>")
@@ -297,6 +307,57 @@ def build_study_report(folder: str | Path, title: str | None = None) -> str:
         f"<details><summary>results.csv ({len(table)} rows)</summary>{_frame_html(table)}</details>"
     )
     return _page(title or f"tl_localize study: {result.study.name}", root, "".join(parts))
+
+
+def _adjustment_words(headline: pd.DataFrame) -> str:
+    n, method = int(headline["n_comparisons"].iloc[0]), str(headline["adjust"].iloc[0])
+    words = {"holm": "Holm's method", "fdr_bh": "Benjamini-Hochberg"}
+    if method not in words:
+        return f"p-values not adjusted over the study's {n} comparisons"
+    return f"p-values adjusted over the study's {n} comparisons by {words[method]}"
+
+
+def _dissociation_html(result: Any) -> str:
+    """The double-dissociation section: per model, network ablated x task, each cell the
+    selected set's change and whether it hurts the task beyond every control kind."""
+    cells = result.dissociation()
+    if cells.empty:
+        return ""
+    parts = [
+        "<h2>Double dissociation</h2>",
+        '<p class="note">Per model: the network whose selected units are ablated (rows) '
+        "by task (columns), at each network's largest fraction: the change vs intact, and "
+        "<em>hurts</em> where the ablation hurts the task beyond every kind of random control "
+        "after adjustment. A blank cell: the network was not ablated on that task.</p>",
+    ]
+    blocked = ~cells["verdict"].isin(["hurts", "no specific effect"])
+    cells = cells.assign(
+        cell=[
+            verdict if hide else f"{change:+.1f}% ({verdict})"
+            for change, verdict, hide in zip(
+                cells["selected_change_pct"], cells["verdict"], blocked, strict=True
+            )
+        ]
+    )
+    for model, part in cells.groupby("model", sort=False):
+        matrix = part.pivot(index="network", columns="task", values="cell").fillna("")
+        parts.append(f"<h3>{html.escape(str(model))}</h3>")
+        parts.append(matrix.reset_index().to_html(index=False, border=0, escape=True))
+    found = result.double_dissociations()
+    if found.empty:
+        parts.append(
+            "<p>No double dissociation: no two networks each hurt a different task beyond "
+            "their controls while leaving the other's task without a specific effect.</p>"
+        )
+    else:
+        items = "".join(
+            f"<li>{html.escape(str(r.model))}: {html.escape(str(r.network_a))} hurts "
+            f"{html.escape(str(r.task_a))} and {html.escape(str(r.network_b))} hurts "
+            f"{html.escape(str(r.task_b))}, and neither the other's task</li>"
+            for r in found.itertuples()
+        )
+        parts.append(f"<p>Double dissociations:</p><ul>{items}</ul>")
+    return "".join(parts)
 
 
 def build_report(folder: str | Path, title: str | None = None) -> str:

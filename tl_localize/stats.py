@@ -1,4 +1,5 @@
-"""Statistics from running moments: Welford/Chan accumulation, Welch's t, BH q, Cohen's d.
+"""Statistics from running moments: Welford/Chan accumulation, Welch's t, BH q, Cohen's d;
+and the tests and intervals over items that verdicts rest on, with family-wise adjustment.
 
 The localizer never holds activations: it keeps count, mean and sum of squared deviations
 per unit and condition (float64), merged batch by batch with Chan et al.'s parallel update.
@@ -17,8 +18,17 @@ from jaxtyping import Float, Int
 from scipy import stats as sps
 from torch import Tensor
 
+# ways to adjust a family of p-values (statsmodels' names) and what each controls
+ADJUSTMENTS: dict[str, str] = {
+    "holm": "Holm's step-down method (family-wise error rate)",
+    "fdr_bh": "Benjamini-Hochberg (false discovery rate)",
+    "none": "no adjustment (each comparison at its own p)",
+}
+
 __all__ = [
+    "ADJUSTMENTS",
     "Moments",
+    "adjust_p",
     "benjamini_hochberg",
     "bootstrap_indices",
     "cohens_d",
@@ -211,3 +221,27 @@ def paired_permutation_p(
     if alternative == "two-sided":
         return float(min(1.0, 2 * min(less, greater)))
     raise ValueError(f"alternative must be 'less', 'greater' or 'two-sided', not {alternative!r}")
+
+
+def adjust_p(p: np.ndarray | list[float], method: str = "holm") -> np.ndarray:
+    """``p`` adjusted as one family of comparisons by ``method`` (:data:`ADJUSTMENTS`):
+    Holm's step-down method, which controls the family-wise error rate under any dependence
+    between the tests, or Benjamini-Hochberg, which controls the false discovery rate;
+    computed by ``statsmodels.stats.multitest.multipletests``. NaN p-values are not
+    comparisons: they stay NaN and do not count in the family.
+
+    >>> adjust_p([0.01, 0.04, 0.03], "holm").round(3).tolist()
+    [0.03, 0.06, 0.06]
+    """
+    if method not in ADJUSTMENTS:
+        raise ValueError(f"method must be one of {list(ADJUSTMENTS)}, not {method!r}")
+    values = np.asarray(p, dtype=float)
+    out = np.full(values.shape, np.nan)
+    ok = np.isfinite(values)
+    if method == "none" or not ok.any():
+        out[ok] = values[ok]
+        return out
+    from statsmodels.stats.multitest import multipletests
+
+    out[ok] = multipletests(values[ok], method=method)[1]
+    return out

@@ -18,9 +18,18 @@ if TYPE_CHECKING:
     from .compare import AblationComparison
     from .localize import Localization
 
-__all__ = ["ablation_summary", "brain_summary", "layer_ranges", "localization_summary"]
+__all__ = [
+    "ablation_summary",
+    "adjustment_sentence",
+    "blocked_sentence",
+    "brain_summary",
+    "layer_ranges",
+    "localization_summary",
+]
 
 VERBS = {"zero": "Zeroing", "mean": "Mean-ablating", "resample": "Resample-ablating"}
+ADJUST_WORDS = {"holm": "Holm", "fdr_bh": "Benjamini-Hochberg"}
+BLOCKED = ("at chance", "at ceiling")  # as tl_localize.compare.task_states says them
 MATCH_WORDS = {
     "uniform": "uniform random sets",
     "layer": "layer-matched random sets",
@@ -122,10 +131,14 @@ def _ablation_sentence(
             f"{MATCH_WORDS.get(str(v.match), str(v.match))} {word} it by "
             f"{_pct(v.control_change_pct)} (mean of {v.n_seeds})"
         )
+        adjusted = getattr(v, "p_adjusted", math.nan)
+        shown = _p(v.p_value)
+        if not math.isnan(adjusted) and adjusted != v.p_value:
+            shown += f", adjusted {_p(adjusted).removeprefix('p ')}"
         judgements.append(
             f"{v.verdict} against {v.match!s} controls (difference "
             f"{v.difference_pct:+.1f} points{_interval(v.difference_low, v.difference_high)}, "
-            f"{_p(v.p_value)})"
+            f"{shown})"
         )
     if parts:
         text += "; " + "; ".join(parts) + ". The effect is " + " and ".join(judgements) + "."
@@ -134,16 +147,57 @@ def _ablation_sentence(
     return text
 
 
+def blocked_sentence(state: Any) -> str:
+    """Why no effect is claimed for a task at chance or at ceiling (a row of
+    :func:`tl_localize.compare.task_states`)."""
+    if state.state == "at ceiling":
+        return (
+            f"{state.task} is at ceiling: every set, intact and ablated, scores 100% "
+            f"{state.metric}, so there is no effect to compare."
+        )
+    level = f"chance {state.chance:.1%}" if state.chance > 0 else "its floor, 0%"
+    return (
+        f"{state.task} is at chance for the intact model ({state.metric} {state.value:.1%}"
+        f"{_percent_interval(state.value_low, state.value_high)}; {level}): there is nothing "
+        "for an ablation to break, so no effect is claimed (the numbers are in the table)."
+    )
+
+
+def _percent_interval(low: float, high: float) -> str:
+    if math.isnan(low) or math.isnan(high):
+        return ""
+    return f" [{low:.1%}, {high:.1%}]"
+
+
+def adjustment_sentence(verdicts: pd.DataFrame, method: str) -> str:
+    """How many comparisons the verdicts were adjusted over, and how ("" when not)."""
+    if "p_adjusted" not in verdicts.columns or method not in ADJUST_WORDS:
+        return ""
+    n = int(verdicts["p_adjusted"].notna().sum())
+    if n < 2:
+        return ""
+    return (
+        f"Verdicts are at p < 0.05 after {ADJUST_WORDS[method]} adjustment over the {n} "
+        "comparisons made."
+    )
+
+
 def ablation_summary(comparison: AblationComparison) -> str:
     table, verdicts = comparison.table, comparison.verdicts
     verb = VERBS.get(str(comparison.settings.get("method")), "Ablating")
+    states = {row.task: row for row in comparison.states().itertuples()}
     sentences = []
     for task in dict.fromkeys(table["task"]):
+        state = states.get(task)
+        if state is not None and state.state in BLOCKED:
+            sentences.append(blocked_sentence(state))
+            continue
         for fraction in sorted(
             table[(table["task"] == task) & (table["set"] == "selected")]["fraction"]
         ):
             sentences.append(_ablation_sentence(verb, table, verdicts, task, fraction))
-    return " ".join(sentences)
+    adjusted = adjustment_sentence(verdicts, str(comparison.settings.get("adjust", "holm")))
+    return " ".join([*sentences, adjusted] if adjusted else sentences)
 
 
 def brain_summary(alignment: BrainAlignment) -> str:

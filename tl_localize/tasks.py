@@ -15,6 +15,7 @@ and studies all look tasks up here; adding a task is one entry (:func:`register_
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from . import evaluate
+from .data.arithmetic import chance_level as arithmetic_chance
 from .data.arithmetic import heldout_problems
 from .data.pairs import builtin_pairs, load_blimp
 from .data.stories import builtin_stories
@@ -72,6 +74,10 @@ class Task:
             attribution tasks; ``None`` for those that cannot.
         batch_size: texts per forward pass when scoring.
         description: one line for listings.
+        chance: the metric's value for a model without the skill the task tests: a number
+            (0.5 for a two-choice task) or ``chance(scored) -> float`` of the scored items
+            (one row per item, as ``score`` returns them); ``None``: none declared (for an
+            accuracy the floor, 0, stands in; see :meth:`chance_of`).
     """
 
     name: str
@@ -85,6 +91,18 @@ class Task:
     pairs: Callable[[Any], pd.DataFrame] | None = None
     batch_size: int = 64
     description: str = ""
+    chance: float | Callable[[pd.DataFrame], float] | None = None
+
+    def chance_of(self, scored: pd.DataFrame) -> float:
+        """The chance level on these scored items: the declared ``chance``; else 0 (the
+        floor) when the per-item column is right/wrong; else NaN (a metric such as ``nll``
+        has no chance level)."""
+        if callable(self.chance):
+            return float(self.chance(scored))
+        if self.chance is not None:
+            return float(self.chance)
+        column = scored[self.column] if self.column in scored.columns else None
+        return 0.0 if column is not None and column.dtype == bool else math.nan
 
     @property
     def attributable(self) -> bool:
@@ -194,6 +212,21 @@ def _identity(items: Any) -> pd.DataFrame:
     return items
 
 
+def _all_predictions(scored: pd.DataFrame) -> float:
+    """SyntaxGym: an item is right when all its k predictions hold; each a coin flip, the
+    item is right by chance with probability 0.5 ** k."""
+    predictions = scored.filter(regex=r"^prediction_\d+$")
+    k = predictions.notna().sum(axis=1) if predictions.shape[1] else pd.Series(1, scored.index)
+    return float((0.5 ** k.clip(lower=1)).mean())
+
+
+def _majority(scored: pd.DataFrame) -> float:
+    """True/false judgements: the share of the more common answer (a judge that always
+    gives it)."""
+    share = float(scored["answer"].astype(bool).mean())
+    return max(share, 1 - share)
+
+
 TASKS: dict[str, Task] = {}
 
 
@@ -219,6 +252,7 @@ for _task in (
         score=evaluate.minimal_pairs,
         options={"n_per_paradigm": None},
         pairs=_identity,
+        chance=0.5,
         description="the toolkit's 334 minimal pairs (agreement, anaphora, NPIs, filler-gap, "
         "argument structure, islands)",
     ),
@@ -229,6 +263,7 @@ for _task in (
         options={"blimp": None, "n_per_paradigm": None},
         required=("blimp",),
         pairs=_identity,
+        chance=0.5,
         description="BLiMP minimal pairs from a folder of paradigm .jsonl files",
     ),
     Task(
@@ -237,6 +272,7 @@ for _task in (
         score=evaluate.syntaxgym,
         options={"syntaxgym": None},
         required=("syntaxgym",),
+        chance=_all_predictions,
         description="SyntaxGym suites: every surprisal prediction of an item holds",
     ),
     Task(
@@ -257,6 +293,7 @@ for _task in (
         ),
         score=evaluate.arithmetic,
         options={"n_per_paradigm": 50},
+        chance=arithmetic_chance,
         description="held-out arithmetic problems, exact match by greedy decoding (3 shots)",
     ),
     Task(
@@ -264,6 +301,7 @@ for _task in (
         load=lambda: builtin_stories("heldout"),
         score=evaluate.false_belief,
         batch_size=16,
+        chance=_majority,
         description="the held-out false-belief and false-photo stories, true/false",
     ),
 ):

@@ -11,6 +11,7 @@ localizer stimulus is never a test item.
 from __future__ import annotations
 
 import itertools
+import math
 import numbers
 import random
 from collections.abc import Iterable, Sequence
@@ -23,6 +24,8 @@ __all__ = [
     "LEVELS",
     "SHOTS",
     "Problem",
+    "answer_space",
+    "chance_level",
     "format_problem",
     "heldout_problems",
     "localizer_problems",
@@ -48,6 +51,31 @@ OPS = ("+", "-")
 def solve(a: int, op: str, b: int) -> int:
     """The answer of ``a op b``."""
     return a + b if op == "+" else a - b
+
+
+def answer_space(operands: tuple[int, int], ops: Sequence[str] = OPS) -> set[int]:
+    """Every answer a problem with both operands in ``operands`` (inclusive) can have.
+
+    >>> len(answer_space((1, 19)))  # -18 .. 38
+    57
+    """
+    low, high = operands
+    ranges = {"+": range(2 * low, 2 * high + 1), "-": range(low - high, high - low + 1)}
+    return {answer for op in ops for answer in ranges[op]}
+
+
+def chance_level(problems: pd.DataFrame) -> float:
+    """The exact-match accuracy of a guesser that knows each problem's level (its operand
+    range and the two operations) and names one of the level's possible answers at random:
+    the mean over problems of 1 / (the number of answers the level can have). A problem with
+    no known ``level`` counts in the range its own operands span across the table."""
+    if problems.empty:
+        return math.nan
+    levels = problems["level"] if "level" in problems.columns else pd.Series([None] * len(problems))
+    spread = (int(min(problems["a"].min(), problems["b"].min())),
+              int(max(problems["a"].max(), problems["b"].max())))  # fmt: skip
+    sizes = {level: len(answer_space(LEVELS.get(str(level), spread))) for level in set(levels)}
+    return float(sum(1 / sizes[level] for level in levels) / len(problems))
 
 
 def format_problem(a: int, op: str, b: int, *, answer: bool = True) -> str:

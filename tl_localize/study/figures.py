@@ -1,11 +1,14 @@
 """The paper's figures for a study (seaborn), each a function of a :class:`StudyResult`.
 
 - ``ablation``: per model, the change when the selected units are ablated against uniform
-  and magnitude-matched random sets, per task (bars: mean over seeds, error bars: SD);
+  and magnitude-matched random sets, per task (bars: mean over seeds, error bars: SD); a
+  task at chance or at ceiling gets a note instead of bars;
 - ``depth``: where each network's units sit by relative depth (layer / n_layers), one row
   per model;
-- ``dissociation``: the double-dissociation matrix: network ablated x task, change vs
-  intact, per model;
+- ``dissociation``: the double-dissociation matrix: network ablated x task, per model: the
+  selected set's change vs intact (colour and number), marked ``hurts`` where it hurts the
+  task beyond every control kind after adjustment, and ``at chance`` / ``at ceiling`` (no
+  number) where there is nothing to measure;
 - ``brain``: brain alignment per model: the selected set against random sets and all units;
 - ``sweep``: for checkpoint sweeps (one model spec at several revisions), the selected set's
   change per task against the revision.
@@ -24,11 +27,24 @@ if TYPE_CHECKING:
 __all__ = ["all_figures"]
 
 
+def _blocked(result: StudyResult) -> dict[tuple[str, str], Any]:
+    """(model, task) -> its :func:`task_states` row, for the tasks at chance or at ceiling."""
+    from ..compare import BLOCKED, task_states
+
+    frame = result.frame()
+    frame = frame[~frame["task"].astype(str).str.startswith("brain:")]
+    states = task_states(frame) if not frame.empty else pd.DataFrame(columns=["state"])
+    return {(r.model, r.task): r for r in states.itertuples() if r.state in BLOCKED}
+
+
 def _ablation_rows(result: StudyResult) -> pd.DataFrame:
     frame = result.frame()
     data = frame[(frame["set"] != "intact") & ~frame["task"].astype(str).str.startswith("brain:")]
     if data.empty:
         return data
+    blocked = _blocked(result)
+    hidden = [(m, t) in blocked for m, t in zip(data["model"], data["task"], strict=True)]
+    data = data.assign(change_pct=data["change_pct"].mask(hidden))  # no effect to show
     top = data.groupby(["model", "network"])["fraction"].transform("max")
     data = data[data["fraction"] == top].copy()
     data["units"] = np.where(
@@ -45,15 +61,23 @@ def ablation_figure(result: StudyResult) -> Any:
     if data.empty:
         return None
     data = data.assign(panel=data["model"] + " / " + data["network"].astype(str))
+    tasks = list(dict.fromkeys(data["task"]))
     grid = sns.catplot(
-        data=data, kind="bar", x="task", y="change_pct", hue="units", col="panel",
+        data=data, kind="bar", x="task", order=tasks, y="change_pct", hue="units", col="panel",
         col_wrap=min(3, data["panel"].nunique()), errorbar="sd", height=3.2, aspect=1.2,
         sharey=False,
     )  # fmt: skip
     grid.set_axis_labels("task", "change vs intact (%)")
     grid.set_titles("{col_name}")
-    for ax in grid.axes.flat:
+    blocked = _blocked(result)
+    model_of = dict(zip(data["panel"], data["model"], strict=True))
+    for panel, ax in grid.axes_dict.items():
         ax.axhline(0, color="0.3", linewidth=0.8)
+        for x, task in enumerate(tasks):
+            state = blocked.get((model_of[panel], task))
+            if state is not None:
+                ax.text(x, 0, state.state, rotation=90, ha="center", va="bottom", fontsize=8,
+                        color="0.25")  # fmt: skip
     plt.close(grid.figure)
     return grid.figure
 
@@ -92,21 +116,45 @@ def dissociation_figure(result: StudyResult) -> Any:
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    data = _ablation_rows(result)
-    data = data[data["set"] == "selected"] if not data.empty else data
-    if data.empty:
+    from .results import HURTS
+
+    cells = result.dissociation()
+    if cells.empty:
         return None
-    models = list(dict.fromkeys(data["model"]))
-    fig, axes = plt.subplots(1, len(models), figsize=(4.5 * len(models), 3.2), squeeze=False)
+    models = list(dict.fromkeys(cells["model"]))
+    fig, axes = plt.subplots(1, len(models), figsize=(4.8 * len(models), 3.4), squeeze=False)
     for ax, model in zip(axes[0], models, strict=True):
-        matrix = data[data["model"] == model].pivot_table(
-            index="network", columns="task", values="change_pct", aggfunc="mean"
-        )
-        sns.heatmap(matrix, annot=True, fmt=".0f", cmap="RdBu", center=0, ax=ax,
-                    cbar_kws={"label": "change vs intact (%)"})  # fmt: skip
+        part = cells[cells["model"] == model].copy()
+        blocked = ~part["verdict"].isin([HURTS, "no specific effect"])
+        part["shown"] = part["selected_change_pct"].mask(blocked)
+        part["label"] = [
+            verdict if hide else f"{change:+.0f}%" + ("\nhurts" if verdict == HURTS else "")
+            for change, verdict, hide in zip(
+                part["selected_change_pct"], part["verdict"], blocked, strict=True
+            )
+        ]
+        matrix = part.pivot(index="network", columns="task", values="shown")
+        labels = part.pivot(index="network", columns="task", values="label")
+        labels = labels.reindex(index=matrix.index, columns=matrix.columns)
+        ax.set_facecolor("0.92")  # cells with nothing to measure, or not tested
+        values = matrix.astype(float)
+        shown = values.to_numpy()[np.isfinite(values.to_numpy())]
+        limit = float(np.abs(shown).max()) if shown.size and np.abs(shown).max() > 0 else 1.0
+        sns.heatmap(values, annot=False, cmap="RdBu", center=0, vmin=-limit, vmax=limit,
+                    ax=ax, cbar_kws={"label": "selected set: change vs intact (%)"})  # fmt: skip
+        for i, network in enumerate(matrix.index):
+            for j, task in enumerate(matrix.columns):
+                text = labels.loc[network, task]
+                if isinstance(text, str):
+                    bold = text.endswith(HURTS)
+                    dark = abs(values.loc[network, task]) > 0.6 * limit  # NaN: False
+                    ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=8,
+                            fontweight="bold" if bold else "normal",
+                            color="white" if dark else "black")  # fmt: skip
         ax.set_title(model)
         ax.set_xlabel("task")
         ax.set_ylabel("network ablated")
+    fig.suptitle("hurts: beyond every control kind, adjusted p < 0.05", fontsize=9, y=1.02)
     fig.tight_layout()
     plt.close(fig)
     return fig

@@ -1,5 +1,7 @@
 """A study's results: one tidy table across models, networks, tasks and unit sets, the
-verdicts, the paper's figures, job status and failures; all read from the study folder."""
+verdicts (p-values adjusted over all the study's comparisons), the headline, the
+double-dissociation table, the paper's figures, job status and failures; all read from the
+study folder."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..compare import summarize_sets
+from ..compare import BLOCKED, adjust_verdicts, summarize_sets
 from ..errors import LocalizeError
 from ..results import process_alive, read_record
 from ..tasks import TASKS
@@ -18,20 +20,29 @@ from .runner import StudyFolder, _read_json
 from .spec import Study
 from .worker import finished
 
-__all__ = ["StudyResult", "study_status"]
+__all__ = [
+    "StudyResult",
+    "dissociation_table",
+    "double_dissociations",
+    "headline_table",
+    "study_status",
+]
 
 COLUMNS = [
     "model", "revision", "network", "site", "fraction", "method", "set", "match", "seed",
-    "task", "metric", "value", "change_pct", "change_low", "change_high", "p_vs_intact",
-    "p_vs_selected", "n_units", "n_high_magnitude",
+    "task", "metric", "value", "value_low", "value_high", "chance", "change_pct", "change_low",
+    "change_high", "p_vs_intact", "p_vs_selected", "n_units", "n_high_magnitude",
 ]  # fmt: skip
+HURTS, NO_EFFECT = "hurts", "no specific effect"  # a dissociation cell's verdicts
 
 
 class StudyResult:
     """The results of a study folder (see :func:`tl_localize.study.run_study`).
 
     ``frame()`` is the whole table (also ``results.csv``), ``verdicts()`` the selected sets
-    against each control family (``verdicts.csv``), ``status()`` every job's state,
+    against each control family (``verdicts.csv``; p-values adjusted over all the study's
+    comparisons), ``headline()`` the finding per model, network and task,
+    ``dissociation()`` the network x task table, ``status()`` every job's state,
     ``failures()`` the failed jobs with their errors, ``figures()`` the paper's figures.
     """
 
@@ -82,8 +93,8 @@ class StudyResult:
         return pd.DataFrame(rows, columns=["model", "job", "error", "traceback"])
 
     # -- the table -------------------------------------------------------------------------
-    def _evaluations(self) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
-        rows, found = [], []
+    def _evaluations(self) -> tuple[list[dict[str, Any]], list[np.ndarray], dict[str, float]]:
+        rows, found, chance = [], [], {}
         by_model: dict[str, list[Job]] = {}
         for job in self.plan:
             if job.kind == "evaluate" and finished(job, self.out):
@@ -100,6 +111,8 @@ class StudyResult:
                     items = pd.read_csv(folder / "items.csv")
                     column = items[record["column"]]
                     values = column.to_numpy(dtype=bool if column.dtype == bool else float)
+                    if job.set == "intact" and task in TASKS:
+                        chance[str(task)] = TASKS[str(task)].chance_of(items)
                     network = self.study.network(job.network) if job.network else None
                     rows.append(
                         {"model": model, "revision": revisions.get(model), "network": job.network,
@@ -111,25 +124,28 @@ class StudyResult:
                          "n_high_magnitude": record["n_high_magnitude"]}
                     )  # fmt: skip
                     found.append(values)
-        return rows, found
+        return rows, found, chance
 
     def _tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         if self._cache is None:
-            rows, found = self._evaluations()
+            rows, found, chance = self._evaluations()
             if rows:
                 direction = {name: task.higher_is_better for name, task in TASKS.items()}
                 table, verdicts = summarize_sets(
                     rows, found, direction, n_boot=self.study.ablation.n_boot,
-                    seed=self.study.ablation.seed,
+                    seed=self.study.ablation.seed, chance=chance, adjust="none",
                 )  # fmt: skip
             else:
                 table, verdicts = pd.DataFrame(columns=COLUMNS), pd.DataFrame()
             brain, brain_verdicts = self._brain()
             table = pd.concat([table.reindex(columns=COLUMNS), brain], ignore_index=True)
-            numeric = ["fraction", "seed", "value", "change_pct", "change_low", "change_high",
-                       "p_vs_intact", "p_vs_selected", "n_units", "n_high_magnitude"]  # fmt: skip
+            numeric = ["fraction", "seed", "value", "value_low", "value_high", "chance",
+                       "change_pct", "change_low", "change_high", "p_vs_intact", "p_vs_selected",
+                       "n_units", "n_high_magnitude"]  # fmt: skip
             table[numeric] = table[numeric].astype(float)
             verdicts = pd.concat([verdicts, brain_verdicts], ignore_index=True)
+            if not verdicts.empty:  # one family: every comparison of the study
+                verdicts = adjust_verdicts(verdicts, self.study.adjust)
             self._cache = (table, verdicts)
         return self._cache
 
@@ -171,29 +187,26 @@ class StudyResult:
 
     def verdicts(self) -> pd.DataFrame:
         """The selected set against each control family, per model, network, task and
-        fraction (and per brain dataset)."""
+        fraction (and per brain dataset); ``p_adjusted`` adjusts every tested comparison
+        together as one family (the study's ``adjust``), and the verdicts rest on it."""
         return self._tables()[1]
 
     def headline(self) -> pd.DataFrame:
-        """Per model, network and task: the effect of ablating the selected units, its
-        difference from each control kind, and whether it holds (``specific`` against every
-        control kind)."""
-        verdicts = self.verdicts()
-        if verdicts.empty:
-            return pd.DataFrame()
-        ablation = verdicts[~verdicts["task"].astype(str).str.startswith("brain:")]
-        if ablation.empty:
-            return pd.DataFrame()
-        top = ablation.groupby(["model", "network"])["fraction"].transform("max")
-        ablation = ablation[ablation["fraction"] == top]
-        wide = ablation.pivot_table(
-            index=["model", "network", "task", "selected_change_pct"], columns="match",
-            values="difference_pct", aggfunc="first",
-        ).add_prefix("vs ").reset_index()  # fmt: skip
-        holds = ablation.groupby(["model", "network", "task"])["verdict"].agg(
-            lambda v: "holds" if (v == "specific").all() else "does not hold"
-        )
-        return wide.merge(holds.rename("effect").reset_index(), on=["model", "network", "task"])
+        """Per model, network and task (:func:`headline_table`): the effect of ablating the
+        selected units, its difference from each control kind, the adjusted p and whether
+        the effect holds; ``at chance`` or ``at ceiling`` instead of an effect where the
+        intact model leaves nothing to measure; the number of comparisons and the
+        adjustment."""
+        return headline_table(self.verdicts(), self.study.adjust)
+
+    def dissociation(self) -> pd.DataFrame:
+        """The double-dissociation table (:func:`dissociation_table`): per model, network
+        ablated and task, whether the ablation hurts the task beyond its controls."""
+        return dissociation_table(self.verdicts())
+
+    def double_dissociations(self) -> pd.DataFrame:
+        """The double dissociations the table shows (:func:`double_dissociations`)."""
+        return double_dissociations(self.dissociation())
 
     # -- files and figures -------------------------------------------------------------------
     def write_tables(self) -> None:
@@ -226,6 +239,106 @@ class StudyResult:
         from ..localize import Localization
 
         return Localization.load(self.out / "jobs" / model / f"localize-{network}")
+
+
+def _ablation_at_top(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """The ablation verdicts at each network's largest fraction."""
+    if verdicts.empty or "task" not in verdicts.columns:
+        return pd.DataFrame()
+    ablation = verdicts[~verdicts["task"].astype(str).str.startswith("brain:")]
+    if ablation.empty:
+        return ablation
+    top = ablation.groupby(["model", "network"])["fraction"].transform("max")
+    return ablation[ablation["fraction"] == top]
+
+
+def headline_table(verdicts: pd.DataFrame, adjust: str = "holm") -> pd.DataFrame:
+    """The headline from a study's verdicts: one row per model, network and task, at the
+    network's largest fraction: ``selected_change_pct``, ``vs MATCH`` (the difference from
+    each control kind, in points), ``p_adjusted`` (the largest over the control kinds) and
+    ``effect``: ``holds`` (``specific`` against every control kind after adjustment),
+    ``does not hold``, or ``at chance`` / ``at ceiling``, for which the effect columns are
+    left empty (the numbers stay in ``frame()`` and ``verdicts()``). ``n_comparisons`` and
+    ``adjust`` say over how many comparisons (every tested verdict of the study, brain
+    alignment included) and how the p-values were adjusted."""
+    ablation = _ablation_at_top(verdicts)
+    if ablation.empty:
+        return pd.DataFrame()
+    n = int(verdicts["p_adjusted"].notna().sum()) if "p_adjusted" in verdicts.columns else 0
+    matches = [f"vs {m}" for m in dict.fromkeys(ablation["match"])]
+    rows = []
+    for (model, network, task), group in ablation.groupby(["model", "network", "task"]):
+        blocked = group["verdict"][group["verdict"].isin(BLOCKED)]
+        state = str(blocked.iloc[0]) if len(blocked) else None
+        row: dict[str, Any] = {"model": model, "network": network, "task": task}
+        row["selected_change_pct"] = (
+            np.nan if state else float(group["selected_change_pct"].iloc[0])
+        )
+        for v in group.itertuples():
+            row[f"vs {v.match}"] = np.nan if state else float(v.difference_pct)
+        p = group["p_adjusted"] if "p_adjusted" in group.columns else group["p_value"]
+        row["p_adjusted"] = np.nan if state else float(p.max())
+        row["effect"] = state or (
+            "holds" if (group["verdict"] == "specific").all() else "does not hold"
+        )
+        rows.append(row)
+    frame = pd.DataFrame(rows).assign(n_comparisons=n, adjust=adjust)
+    first = ["model", "network", "task", "selected_change_pct", *matches, "p_adjusted"]
+    return frame[[*first, "effect", "n_comparisons", "adjust"]]
+
+
+def dissociation_table(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """The double-dissociation table: one row per model, network ablated and task (at the
+    network's largest fraction): ``selected_change_pct``, the ``control`` kind with the
+    weakest evidence (largest adjusted p) with its ``difference_pct`` and ``p_adjusted``,
+    and ``verdict``: ``hurts`` (the selected set hurts the task beyond every control kind
+    after adjustment), ``no specific effect``, ``at chance`` or ``at ceiling``. A network
+    not ablated on a task has no row."""
+    ablation = _ablation_at_top(verdicts)
+    columns = ["model", "network", "task", "selected_change_pct", "control", "difference_pct",
+               "p_adjusted", "verdict"]  # fmt: skip
+    if ablation.empty:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for (model, network, task), group in ablation.groupby(["model", "network", "task"], sort=False):
+        p = group["p_adjusted"] if "p_adjusted" in group.columns else group["p_value"]
+        weakest = group.loc[p.fillna(np.inf).idxmax()]
+        blocked = group["verdict"][group["verdict"].isin(BLOCKED)]
+        if len(blocked):
+            verdict = str(blocked.iloc[0])
+        else:
+            verdict = HURTS if (group["verdict"] == "specific").all() else NO_EFFECT
+        rows.append(
+            {"model": model, "network": network, "task": task,
+             "selected_change_pct": float(group["selected_change_pct"].iloc[0]),
+             "control": weakest["match"], "difference_pct": float(weakest["difference_pct"]),
+             "p_adjusted": float(p.max()), "verdict": verdict}
+        )  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
+def double_dissociations(cells: pd.DataFrame) -> pd.DataFrame:
+    """The double dissociations in a :func:`dissociation_table`: per model, two networks
+    A, B and two tasks X, Y where ablating A hurts X and ablating B hurts Y beyond their
+    controls, while A shows no specific effect on Y nor B on X (all four cells tested and
+    measurable: a task at chance or at ceiling dissociates nothing)."""
+    columns = ["model", "network_a", "task_a", "network_b", "task_b"]
+    rows = []
+    for model, part in cells.groupby("model", sort=False):
+        verdict = {(r.network, r.task): r.verdict for r in part.itertuples()}
+        networks = list(dict.fromkeys(part["network"]))
+        tasks = list(dict.fromkeys(part["task"]))
+        for i, a in enumerate(networks):
+            for b in networks[i + 1 :]:
+                for x in tasks:
+                    for y in tasks:
+                        if x != y and (
+                            verdict.get((a, x)) == HURTS == verdict.get((b, y))
+                            and verdict.get((a, y)) == NO_EFFECT == verdict.get((b, x))
+                        ):
+                            rows.append({"model": model, "network_a": a, "task_a": x,
+                                         "network_b": b, "task_b": y})  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _strip(data: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,8 @@ key path (``models[2].device_map``) and what is allowed.
 .. code-block:: toml
 
     name = "smollm2-language"
+    adjust = "holm"                # the verdicts' p-values, adjusted over all the study's
+                                   # comparisons: holm | fdr_bh | none
 
     [[models]]
     label = "smollm2"              # spec: a .gguf file, a HF folder or a hub name; none: the
@@ -56,6 +58,7 @@ from ..errors import LocalizeError
 from ..localize import PRESETS
 from ..models import DTYPES
 from ..sites import SITES
+from ..stats import ADJUSTMENTS
 from ..tasks import TASKS
 from ..units import DEFAULT_MATCH, DEFAULT_N_RANDOM, MATCHES
 
@@ -394,6 +397,9 @@ class Study:
         brain: :class:`BrainSpec` or None.
         attribution: :class:`AttributionSpec` or None.
         batch_size: texts per forward pass when localizing.
+        adjust: how the verdicts' p-values are adjusted over all the study's comparisons
+            (:data:`tl_localize.stats.ADJUSTMENTS`): ``holm`` (family-wise error rate, the
+            default), ``fdr_bh`` (false discovery rate) or ``none``.
     """
 
     name: str
@@ -404,6 +410,7 @@ class Study:
     brain: BrainSpec | None = None
     attribution: AttributionSpec | None = None
     batch_size: int = 32
+    adjust: str = "holm"
 
     def __post_init__(self) -> None:
         self._check()
@@ -413,6 +420,7 @@ class Study:
             raise _fail("models", "the study names no model; add at least one [[models]] table")
         if not self.networks:
             raise _fail("networks", "the study names no network; add a [[networks]] table")
+        _str("adjust", self.adjust, list(ADJUSTMENTS))
         labels = [m.label for m in self.models]
         for i, label in enumerate(labels):
             if labels.index(label) != i:
@@ -453,7 +461,7 @@ class Study:
         resolved against ``base``."""
         base = Path(base)
         top = ["name", "models", "networks", "ablation", "tasks", "brain", "attribution",
-               "batch_size"]  # fmt: skip
+               "batch_size", "adjust"]  # fmt: skip
         data = _keys("", data, top, ["models", "networks"])
         data = {k: v for k, v in data.items() if v is not None or k in ("models", "networks")}
         models, networks = data["models"], data["networks"]
@@ -472,6 +480,7 @@ class Study:
             if "attribution" not in data
             else AttributionSpec.parse("attribution", data["attribution"], base),
             batch_size=_int("batch_size", data.get("batch_size", 32), 1),
+            adjust=_str("adjust", data.get("adjust", "holm"), list(ADJUSTMENTS)),
         )
 
     @classmethod
