@@ -111,3 +111,42 @@ def test_kv_cache_check_makes_uncached_generation_the_default(default_model):
                                       verbose=False, return_type="tokens",
                                       use_past_kv_cache=False)  # fmt: skip
     assert torch.equal(plain, uncached)
+
+
+def test_two_loads_at_once_build_the_cache_once(tmp_path, monkeypatch):
+    """Two workers loading one GGUF file at once: one builds the cache entry, the other
+    waits and finds it built (before, the second failed on the first's folder)."""
+    import threading
+    import time
+
+    monkeypatch.setenv("TL_LOCALIZE_CACHE", str(tmp_path / "cache"))
+    source = tmp_path / "model.gguf"
+    source.write_bytes(b"GGUF" + b"\0" * 64)
+    state = {"active": 0, "most": 0, "writes": 0}
+
+    def write(path, folder, source_hash):  # stands in for the de-quantization
+        state["active"] += 1
+        state["most"] = max(state["most"], state["active"])
+        time.sleep(0.3)
+        partial = folder.with_name(folder.name + ".partial")
+        partial.mkdir(parents=True)
+        (partial / "config.json").write_text("{}")
+        digest = models._sha256(partial / "config.json")
+        files = {"config.json": digest}
+        (partial / models._MANIFEST).write_text(json.dumps({"files": files}))
+        partial.rename(folder)
+        state["writes"] += 1
+        state["active"] -= 1
+
+    monkeypatch.setattr(models, "_write_cache", write)
+    found = []
+    threads = [
+        threading.Thread(target=lambda: found.append(models._cached_gguf_folder(source)))
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert state == {"active": 0, "most": 1, "writes": 1}
+    assert len(found) == 2 and found[0] == found[1] and models._cache_is_valid(found[0])

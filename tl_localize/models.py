@@ -168,13 +168,40 @@ def _check_gguf(path: Path) -> None:
         raise LocalizeError(f"{path} is {what}; pass a complete .gguf model file.")
 
 
+@contextlib.contextmanager
+def _cache_lock(folder: Path) -> Any:
+    """One process at a time builds a cache entry (two studies' workers may load the same
+    model at once); the others wait and then find it built. POSIX file locks; where there
+    are none, no lock."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _cached_gguf_folder(path: Path) -> Path:
     _check_gguf(path)
     source_hash = _sha256(path)
     folder = cache_dir() / f"{path.stem}-{source_hash[:16]}"
+    if _cache_is_valid(folder):
+        return folder
+    with _cache_lock(folder):
+        _build_cache(path, folder, source_hash)
+    return folder
+
+
+def _build_cache(path: Path, folder: Path, source_hash: str) -> None:
     if folder.exists() and not _cache_is_valid(folder):
         warnings.warn(
-            f"The model cache {folder} is incomplete or damaged; rebuilding it.", stacklevel=3
+            f"The model cache {folder} is incomplete or damaged; rebuilding it.", stacklevel=4
         )
         shutil.rmtree(folder)
     if not folder.exists():
@@ -194,7 +221,6 @@ def _cached_gguf_folder(path: Path) -> Path:
                 f"{path} could not be read as a GGUF model ({type(error).__name__}: {error}); "
                 "the file may be truncated or damaged. Download it again."
             ) from error
-    return folder
 
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
