@@ -90,14 +90,15 @@ class BrainData:
             )
         if not len(self.responses.columns):
             raise LocalizeError(f"BrainData {self.name!r}: the responses have no column.")
+        fix = "build it with BrainData.from_frame(..., dropna=True), which drops them"
         for column in self.responses.columns:
             _refuse_missing(
                 f"BrainData {self.name!r}", column, missing_numbers(self.responses[column]),
-                "row", "missing or not a finite number",
+                "row", "missing or not a finite number", self.responses[column], fix,
             )  # fmt: skip
         _refuse_missing(
             f"BrainData {self.name!r}", "sentences", missing_texts(self.sentences), "row",
-            "missing or empty (only invisible characters count as empty)",
+            "missing or empty (only invisible characters count as empty)", self.sentences, fix,
         )  # fmt: skip
         self.responses = self.responses.apply(pd.to_numeric).astype(float)
 
@@ -228,7 +229,7 @@ class BrainData:
         missing) and the response columns are then parsed as numbers; errors count data
         rows from 1, the header not counted."""
         path = Path(path)
-        options = {
+        options: dict[str, Any] = {
             "sentence": "Sentence", "responses": ("EffectSize",), "groups": None,
             "name": path.stem, "dropna": False,
         }  # fmt: skip
@@ -252,8 +253,17 @@ def _label(value: Any) -> str | None:
     return str(value)
 
 
+DROPNA = "pass dropna=True (tl-localize brain --dropna) to drop them with a warning"
+
+
 def _refuse_missing(
-    where: str, column: str, bad: np.ndarray, noun: str, what: str, values: Any = None
+    where: str,
+    column: str,
+    bad: np.ndarray,
+    noun: str,
+    what: str,
+    values: Any = None,
+    dropna: str = DROPNA,
 ) -> None:
     if not bad.any():
         return
@@ -261,8 +271,7 @@ def _refuse_missing(
     shown = f" (first: {list(values)[first]!r})" if values is not None else ""
     raise LocalizeError(
         f"{where}: column {column!r} is {what} in {describe_rows(bad, noun)}{shown}, counted "
-        "from 1. Fix or remove those rows, or pass dropna=True (tl-localize brain --dropna) "
-        "to drop them with a warning."
+        f"from 1. Fix or remove those rows, or {dropna}."
     )
 
 
@@ -290,7 +299,7 @@ def _check_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
                 f"BrainData(...): {key} must be {what}, got {type(value).__name__}; build it "
                 "from a table with BrainData.from_frame / from_csv."
             )
-        items = value if key in ("sentences", "groups") and value is not None else []
+        items: Sequence[Any] = value if isinstance(value, list) else []
         wrong = next((item for item in items if not isinstance(item, str)), None)
         if wrong is not None:
             raise LocalizeError(

@@ -74,7 +74,7 @@ def describe_rows(bad: np.ndarray, noun: str = "row", numbers: Sequence[int] | N
     """The first offending rows of a mask, counted from 1 (or named by ``numbers``, such as
     line numbers): ``"data rows 2, 5 (2 in all)"``."""
     positions = np.flatnonzero(bad)
-    labels = [int(numbers[p]) if numbers is not None else int(p) + 1 for p in positions]
+    labels = [int(numbers[int(p)]) if numbers is not None else int(p) + 1 for p in positions]
     shown = ", ".join(str(n) for n in labels[:SHOWN_ROWS])
     more = f", ... ({len(labels)} in all)" if len(labels) > SHOWN_ROWS else ""
     return f"{noun}{'s' if len(labels) > 1 else ''} {shown}{more}"
