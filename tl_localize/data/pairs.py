@@ -161,7 +161,7 @@ def load_blimp(
             )  # fmt: skip
             frame.insert(0, "paradigm", name)
             frames.append(frame)
-        return minimal_pairs_frame(pd.concat(frames, ignore_index=True))
+        return pd.concat(frames, ignore_index=True)  # each file's pairs checked above
     if str(source) != BLIMP_HUB:
         raise LocalizeError(
             f"{source} is not a folder of BLiMP .jsonl files (nor the hub name {BLIMP_HUB!r}, "

@@ -51,16 +51,26 @@ def visible(text: str) -> str:
     )
 
 
+def _shows(text: str) -> bool:
+    """Whether ``text`` has a visible character (stops at the first, usually the first)."""
+    if text[:1].isalnum():  # the common case, without a look at each character
+        return True
+    return any(
+        unicodedata.category(char) not in INVISIBLE_CATEGORIES and char not in BLANK_GLYPHS
+        for char in text
+    )
+
+
 def blank_text(value: Any) -> bool:
     """Whether ``value`` is a text that shows nothing (empty, or only invisible
     characters); values that are not text are not blank (see :func:`missing_texts`)."""
-    return isinstance(value, str) and not visible(value)
+    return isinstance(value, str) and not _shows(value)
 
 
 def missing_texts(values: Sequence[Any] | pd.Series) -> np.ndarray:
     """A boolean mask of the values that are not texts (NaN, None, numbers) or show
     nothing."""
-    return np.array([not isinstance(v, str) or not visible(v) for v in values], dtype=bool)
+    return np.array([not isinstance(v, str) or not _shows(v) for v in values], dtype=bool)
 
 
 def missing_numbers(values: pd.Series) -> np.ndarray:
