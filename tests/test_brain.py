@@ -119,8 +119,10 @@ def test_bad_brain_data(tiny, make_tiny, planted):
         BrainData.from_frame(df, responses=["Response"])
     with pytest.raises(LocalizeError, match="No column 'text'"):
         BrainData.from_frame(df, sentence="text")
-    with pytest.warns(UserWarning, match="Dropped 2 row"):
-        data = BrainData.from_frame(df)
+    with pytest.raises(LocalizeError, match=r"'EffectSize' is missing or not a finite.*rows 2, 3"):
+        BrainData.from_frame(df)
+    with pytest.warns(UserWarning, match="dropped 2 row"):
+        data = BrainData.from_frame(df, dropna=True)
     assert data.sentences == ["a b", "c d"] and len(data) == 2
     with pytest.warns(UserWarning, match="1 duplicate sentence"):
         BrainData.from_frame(df.fillna(0).replace(np.inf, 0))
@@ -134,8 +136,8 @@ def test_bad_brain_data(tiny, make_tiny, planted):
     constant = pd.DataFrame({"Sentence": ["a", "b", "c"], "EffectSize": [1.0, 1.0, 1.0]})
     with pytest.raises(LocalizeError, match="same value in every usable row"):
         BrainData.from_frame(constant)
-    with pytest.raises(LocalizeError, match="No usable rows"), pytest.warns(UserWarning):
-        BrainData.from_frame(constant.assign(EffectSize=np.nan))
+    with pytest.raises(LocalizeError, match="No usable rows"):
+        BrainData.from_frame(constant.assign(EffectSize=np.nan), dropna=True)
     other = make_tiny(n_layers=2, name="other")
     with pytest.raises(LocalizeError, match="made for 'tiny'"):
         brain_alignment(other, units, planted[0], match="uniform", progress=False)

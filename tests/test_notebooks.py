@@ -228,6 +228,9 @@ def test_result_object_shows_its_card(tmp_path: Path) -> None:
         nbformat.v4.new_code_cell("loc"),
     ]
     execute(nb, tmp_path, timeout=120)
+    # without ipywidgets (as here) progress falls back to text bars, and says nothing
+    warned = [line for line in stream_text(nb, "stderr").splitlines() if "TqdmWarning" in line]
+    assert not warned, f"the notebook prints a progress-bar warning: {warned}"
     card = result_html(nb.cells[1])
     assert "Localization" in card
     assert "tiny" in card  # the model's name

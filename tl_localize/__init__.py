@@ -7,7 +7,9 @@
 
 Importing the package is cheap and changes no global state: each public name is imported
 from its module the first time it is used (``from tl_localize import localize`` imports
-``tl_localize.localize`` and what it needs, and nothing else).
+``tl_localize.localize`` and what it needs, and nothing else). The one exception is in a
+Jupyter kernel without ipywidgets, where ``tqdm.auto`` is imported quietly so that progress
+shows as text bars without a ``TqdmWarning`` (:mod:`tl_localize._progress`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
+from ._progress import quiet_notebook_bars
+
 __version__ = "0.2.0"
+quiet_notebook_bars()  # before transformers imports tqdm.auto; a no-op outside notebooks
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {

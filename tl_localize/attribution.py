@@ -59,7 +59,7 @@ from .models import hf_tokenizer, model_fingerprint, model_signature
 from .protocol import Model, weight
 from .results import atomic_folder, now, read_record, versions, write_record
 from .scoring import next_token_logprobs
-from .sites import Site, get_site
+from .sites import SITES, Site, get_site
 from .tasks import Task, get_task
 from .units import Units, unit_table
 
@@ -294,12 +294,18 @@ class Attribution:
 
     @classmethod
     def load(cls, folder: str | Path, model: Model | None = None) -> Attribution:
-        """Read a folder written by :meth:`save` (refusing another model's when given one)."""
+        """Read a folder written by :meth:`save`; with ``model``, refuse one computed for
+        another model. The files are checked against each other, as
+        :meth:`Localization.load` checks its own: the record must be an attribution's and
+        name the scores' model and site, the six scores must be floating-point tensors of
+        one shape ``[n_layers, width]`` that the record's model signature gives at that
+        site, and ``items.csv`` must hold the record's pairs."""
         folder = Path(folder)
         path = folder / "attribution.safetensors"
         if not path.is_file():
             raise LocalizeError(f"{folder} holds no attribution.safetensors: not an attribution.")
-        record = read_record(folder, "a saved attribution")
+        record = read_record(folder, "a saved attribution (tl-localize attribute --out ...)")
+        _check_attribution_record(folder, record)
         try:
             with safe_open(str(path), "pt") as handle:
                 meta = handle.metadata() or {}
@@ -308,14 +314,34 @@ class Attribution:
             raise LocalizeError(f"{path} is damaged ({error}).") from None
         if meta.get("format") != FORMAT or not {"site", "model"} <= set(meta):
             raise LocalizeError(f"{path} is not a tl_localize attribution file.")
+        signature = record["model"]
+        if (meta["model"], meta["site"]) != (signature["model"], record["site"]):
+            raise LocalizeError(
+                f"{folder}: attribution.safetensors belongs to model {meta['model']!r} at site "
+                f"{meta['site']!r}, but record.json names {signature['model']!r} at "
+                f"{record['site']!r}; the folder mixes files of two results. Compute the "
+                "attribution again."
+            )
         shapes = {tuple(v.shape) for v in scores.values()}
         if set(SCORES) - set(scores) or len(shapes) != 1 or len(next(iter(shapes))) != 2:
             raise LocalizeError(f"{path} lacks scores or mixes shapes; the file is damaged.")
+        found = next(iter(shapes))
+        not_float = [k for k, v in scores.items() if not v.is_floating_point()]
+        if not_float or 0 in found:
+            raise LocalizeError(
+                f"{path}: the scores are {scores[not_float[0]].dtype if not_float else found}, "
+                "not floating-point [n_layers, width]; the file is damaged."
+            )
+        expected = _signature_shape(signature, meta["site"])
+        if expected is not None and found != expected:
+            raise LocalizeError(
+                f"{path}: the scores have shape {found}, but record.json's model "
+                f"{signature['model']!r} has {expected} units at {meta['site']!r}; the folder "
+                "mixes files of two results or is damaged."
+            )
         if model is not None:
             expected = (int(model.cfg.n_layers), get_site(meta["site"], model).n_units(model))
-            found = next(iter(shapes))
-            signature = record.get("model")
-            fingerprint = signature.get("fingerprint") if isinstance(signature, dict) else None
+            fingerprint = signature.get("fingerprint")
             if (
                 meta["model"] != model.cfg.model_name
                 or found != expected
@@ -327,7 +353,67 @@ class Attribution:
                     f"{fingerprint} and {model_fingerprint(model)}); recompute it for this model."
                 )
         items = read_csv(folder / "items.csv", "table of attribution items")
+        lacking = [c for c in ("sentence_good", "sentence_bad", "score") if c not in items]
+        if lacking or len(items) != record["n_pairs"]:
+            raise LocalizeError(
+                f"{folder / 'items.csv'}: "
+                + (f"no column {lacking[0]!r}" if lacking else f"{len(items)} rows")
+                + f", but the attribution was computed on {record['n_pairs']} pairs with "
+                "their scores; the folder is damaged. Compute the attribution again."
+            )
         return cls(scores, items, meta["site"], meta["model"], record)
+
+
+def _check_attribution_record(folder: Path, record: dict[str, Any]) -> None:
+    """The record of a saved attribution: marked as one (when marked at all), with the
+    task, the site, the number of pairs and the model's signature."""
+    path = folder / "record.json"
+    mark = record.get("tl_localize")
+    kind = mark.get("kind") if isinstance(mark, dict) else None
+    if kind is not None and kind != "attribution":
+        raise LocalizeError(
+            f"{path} is the record of a {kind}, not of an attribution; load it with the "
+            f"loader of a {kind} (a localization: Localization.load)."
+        )
+    signature = record.get("model")
+    n_pairs = record.get("n_pairs")
+    problem = next(
+        (
+            text
+            for bad, text in (
+                (not isinstance(record.get("task"), str), "no 'task'"),
+                (record.get("site") not in SITES, f"its 'site' is {record.get('site')!r}"),
+                (
+                    isinstance(n_pairs, bool) or not isinstance(n_pairs, int) or n_pairs < 1,
+                    f"its 'n_pairs' is {n_pairs!r}",
+                ),
+                (
+                    not isinstance(signature, dict) or not isinstance(signature.get("model"), str),
+                    "no model signature ('model')",
+                ),
+            )
+            if bad
+        ),
+        None,
+    )
+    if problem:
+        raise LocalizeError(
+            f"{path} is not the record of an attribution ({problem}); compute the attribution "
+            "again to write a complete folder."
+        )
+
+
+def _signature_shape(signature: dict[str, Any], site: str) -> tuple[int, int] | None:
+    """``(n_layers, width)`` of ``site`` in a model signature, None where it lacks a size."""
+    if site not in SITES:
+        return None
+    width = 1
+    for key in ("n_layers", *SITES[site].width):
+        value = signature.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            return None
+        width *= value if key != "n_layers" else 1
+    return int(signature["n_layers"]), width
 
 
 def _prepare_pairs(

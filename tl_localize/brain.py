@@ -29,6 +29,7 @@ from torch import Tensor
 from ._compat import deprecated_positional
 from .activations import stacked_activations
 from .data.io import read_csv
+from .data.tables import describe_rows, missing_numbers, missing_texts
 from .errors import LocalizeError, check_int
 from .localize import Localization
 from .protocol import Model
@@ -62,12 +63,44 @@ class BrainData:
         groups: optional group labels (experiment, passage, ...); cross-validation never
             splits a group between training and test folds.
         name: a label for records and plots.
+
+    Built directly, the data are checked as :meth:`from_frame` checks a table: a sentence
+    that is missing or shows nothing, a response that is missing or not finite, or lengths
+    that differ are errors.
     """
 
     sentences: list[str]
     responses: pd.DataFrame
     groups: list[str] | None = None
     name: str = "brain"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> BrainData:
+        # Checked here, before the generated __init__ (and a runtime type checker wrapping
+        # it) sees them, so that a wrong type is a LocalizeError like any other bad input.
+        _check_arguments(args, kwargs)
+        return super().__new__(cls)
+
+    def __post_init__(self) -> None:
+        n = len(self.sentences)
+        if len(self.responses) != n or (self.groups is not None and len(self.groups) != n):
+            groups = f", {len(self.groups)} group labels" if self.groups is not None else ""
+            raise LocalizeError(
+                f"BrainData {self.name!r}: {n} sentences, {len(self.responses)} response "
+                f"rows{groups}; give one of each per sentence."
+            )
+        if not len(self.responses.columns):
+            raise LocalizeError(f"BrainData {self.name!r}: the responses have no column.")
+        fix = "build it with BrainData.from_frame(..., dropna=True), which drops them"
+        for column in self.responses.columns:
+            _refuse_missing(
+                f"BrainData {self.name!r}", column, missing_numbers(self.responses[column]),
+                "row", "missing or not a finite number", self.responses[column], fix,
+            )  # fmt: skip
+        _refuse_missing(
+            f"BrainData {self.name!r}", "sentences", missing_texts(self.sentences), "row",
+            "missing or empty (only invisible characters count as empty)", self.sentences, fix,
+        )  # fmt: skip
+        self.responses = self.responses.apply(pd.to_numeric).astype(float)
 
     def __len__(self) -> int:
         return len(self.sentences)
@@ -87,74 +120,192 @@ class BrainData:
         responses: Sequence[str] = ("EffectSize",),
         groups: str | None = None,
         name: str = "brain",
+        *,
+        dropna: bool = False,
     ) -> BrainData:
-        """Build from a table; rows with NaN or infinite responses are dropped (with a
-        warning saying how many); duplicate sentences are kept with a warning."""
+        """Build from a table, one row per sentence.
+
+        A row whose sentence is missing or shows nothing (only invisible characters), whose
+        response is missing or not a finite number (NaN, empty, ``inf``, text), or whose
+        group label is missing is an error naming the column and the first such rows;
+        ``dropna=True`` drops those rows instead, with a warning saying how many. A response
+        with the same value in every row, or one sentence in every row, is an error (there
+        is nothing to predict); duplicate sentences are kept with a warning.
+        """
+        return cls._from_table(df, None, sentence, responses, groups, name, dropna)
+
+    @classmethod
+    def _from_table(
+        cls,
+        df: pd.DataFrame,
+        source: str | None,
+        sentence: str,
+        responses: Sequence[str],
+        groups: str | None,
+        name: str,
+        dropna: bool,
+    ) -> BrainData:
+        where = source or "The brain data"
+        noun = "data row" if source else "row"  # a file's rows below its header; a frame's
+        if not isinstance(df, pd.DataFrame):
+            raise LocalizeError(
+                f"BrainData.from_frame takes a pandas DataFrame, got {type(df).__name__}."
+            )
+        if not isinstance(dropna, bool):
+            raise LocalizeError(f"dropna must be True or False, got {dropna!r}.")
         responses = [responses] if isinstance(responses, str) else list(responses)
         wanted = [sentence, *responses, *([groups] if groups else [])]
         missing = [c for c in wanted if c not in df.columns]
         if missing:
             raise LocalizeError(
-                f"No column {missing[0]!r} in the brain data; its columns are "
+                f"No column {missing[0]!r} in {where}; its columns are "
                 f"{list(df.columns)}. Name the columns with sentence=..., responses=[...], "
                 "groups=...."
             )
         if not responses:
             raise LocalizeError("Name at least one response column (responses=[...]).")
-        values = df[responses].apply(pd.to_numeric, errors="coerce")
-        finite = np.isfinite(values.to_numpy(dtype=float)).all(axis=1)
-        texts = df[sentence]
-        valid_text = texts.map(lambda t: isinstance(t, str) and bool(t.strip())).to_numpy()
-        keep = finite & valid_text
-        if (~keep).any():
-            warnings.warn(
-                f"Dropped {int((~finite).sum())} row(s) with NaN or infinite responses and "
-                f"{int((finite & ~valid_text).sum())} with an empty sentence; "
-                f"{int(keep.sum())} of {len(df)} remain.",
-                stacklevel=2,
-            )
-        df = df[keep]
-        if df.empty:
+        bad = {
+            sentence: (missing_texts(df[sentence]), "missing or empty (only invisible "
+                       "characters count as empty)"),
+            **{c: (missing_numbers(df[c]), "missing or not a finite number") for c in responses},
+            **({groups: (missing_texts(df[groups].map(_label)), "missing")} if groups else {}),
+        }  # fmt: skip
+        if not dropna:
+            for column, (mask, what) in bad.items():
+                _refuse_missing(where, column, mask, noun, what, df[column])
+        drop = np.zeros(len(df), dtype=bool)
+        for mask, _ in bad.values():
+            drop |= mask
+        if drop.all():
             raise LocalizeError(
-                f"No usable rows in the brain data: every row has a missing or infinite "
-                f"response in {responses} or an empty sentence in {sentence!r}."
+                f"No usable rows in {where}: every row has a missing or non-finite response in "
+                f"{responses}, or a missing sentence in {sentence!r}"
+                f"{f' or group in {groups!r}' if groups else ''}."
             )
-        kept = values[keep]
-        constant = [c for c in responses if kept[c].nunique() < 2]
+        if drop.any():
+            counts = ", ".join(f"{int(m.sum())} in {c!r}" for c, (m, _) in bad.items() if m.any())
+            warnings.warn(
+                f"{where}: dropped {int(drop.sum())} row(s) with a missing value ({counts}; "
+                f"{describe_rows(drop, noun)}, counted from 1); {int((~drop).sum())} of "
+                f"{len(df)} remain.",
+                stacklevel=3,
+            )
+        df = df[~drop]
+        values = df[responses].apply(pd.to_numeric, errors="coerce").astype(float)
+        constant = [c for c in responses if values[c].nunique() < 2]
         if constant:
             raise LocalizeError(
-                f"The response column {constant[0]!r} has the same value in every usable row "
-                f"({kept[constant[0]].iloc[0]!r}): there is nothing to predict, and a "
-                "correlation with it is undefined. Check the column."
+                f"{where}: the response column {constant[0]!r} has the same value in every "
+                f"usable row ({values[constant[0]].iloc[0]!r}): there is nothing to predict, "
+                "and a correlation with it is undefined. Check the column."
             )
-        if df[sentence].str.strip().nunique() < 2:
+        texts = df[sentence].map(str)
+        if texts.str.strip().nunique() < 2:
             raise LocalizeError(
-                f"Every usable row of the brain data has the same sentence in {sentence!r} "
-                f"({df[sentence].iloc[0]!r}): the model's features cannot differ between rows, "
-                "so any encoding r would be an artifact of the folds. Check the column."
+                f"{where}: every usable row has the same sentence in {sentence!r} "
+                f"({texts.iloc[0]!r}): the model's features cannot differ between rows, so "
+                "any encoding r would be an artifact of the folds. Check the column."
             )
-        duplicated = df[sentence].duplicated()
+        duplicated = texts.duplicated()
         if duplicated.any():
             warnings.warn(
-                f"{int(duplicated.sum())} duplicate sentence(s) in the brain data (first: "
-                f"{df[sentence][duplicated].iloc[0]!r}); each is scored as a separate item, "
-                "so copies can sit in training and test folds at once. Average them first "
-                "to avoid that.",
-                stacklevel=2,
+                f"{where}: {int(duplicated.sum())} duplicate sentence(s) (first: "
+                f"{texts[duplicated].iloc[0]!r}); each is scored as a separate item, so "
+                "copies can sit in training and test folds at once. Average them first to "
+                "avoid that.",
+                stacklevel=3,
             )
         return cls(
-            sentences=[str(t) for t in df[sentence]],
-            responses=values[keep].reset_index(drop=True).astype(float),
-            groups=[str(g) for g in df[groups]] if groups else None,
+            sentences=list(texts),
+            responses=values.reset_index(drop=True),
+            groups=[str(_label(g)) for g in df[groups]] if groups else None,
             name=name,
         )
 
     @classmethod
     def from_csv(cls, path: str | Path, **kwargs: Any) -> BrainData:
-        """:meth:`from_frame` on a CSV file (same keywords)."""
+        """:meth:`from_frame` on a CSV file (same keywords, ``dropna=True`` included). Every
+        field is read as text first (a sentence ``NA`` stays a sentence; an empty field is
+        missing) and the response columns are then parsed as numbers; errors count data
+        rows from 1, the header not counted."""
         path = Path(path)
-        kwargs.setdefault("name", path.stem)
-        return cls.from_frame(read_csv(path, "brain-data CSV"), **kwargs)
+        options: dict[str, Any] = {
+            "sentence": "Sentence", "responses": ("EffectSize",), "groups": None,
+            "name": path.stem, "dropna": False,
+        }  # fmt: skip
+        unknown = sorted(set(kwargs) - set(options))
+        if unknown:
+            raise LocalizeError(
+                f"BrainData.from_csv takes the options {sorted(options)}; got {unknown}."
+            )
+        options.update(kwargs)
+        frame = read_csv(path, "brain-data CSV", dtype=str, keep_default_na=False)
+        return cls._from_table(
+            frame, str(path), options["sentence"], options["responses"], options["groups"],
+            options["name"], options["dropna"],
+        )  # fmt: skip
+
+
+def _label(value: Any) -> str | None:
+    """A group label as text; None where it is missing (None, NaN, empty)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return None
+    return str(value)
+
+
+DROPNA = "pass dropna=True (tl-localize brain --dropna) to drop them with a warning"
+
+
+def _refuse_missing(
+    where: str,
+    column: str,
+    bad: np.ndarray,
+    noun: str,
+    what: str,
+    values: Any = None,
+    dropna: str = DROPNA,
+) -> None:
+    if not bad.any():
+        return
+    first = int(bad.argmax())
+    shown = f" (first: {list(values)[first]!r})" if values is not None else ""
+    raise LocalizeError(
+        f"{where}: column {column!r} is {what} in {describe_rows(bad, noun)}{shown}, counted "
+        f"from 1. Fix or remove those rows, or {dropna}."
+    )
+
+
+_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "sentences": (list, "a list of sentences (strings)"),
+    "responses": (pd.DataFrame, "a pandas DataFrame, one float column per response"),
+    "groups": ((list, type(None)), "a list of group labels (strings) or None"),
+    "name": (str, "a string"),
+}
+
+
+def _check_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """BrainData(...)'s arguments of the wrong type, as a LocalizeError naming the
+    argument; missing or unknown arguments are left to ``__init__`` (a TypeError)."""
+    import inspect
+
+    try:
+        bound = inspect.signature(BrainData.__init__).bind(None, *args, **kwargs)
+    except TypeError:
+        return
+    for key, value in list(bound.arguments.items())[1:]:
+        kind, what = _FIELDS[key]
+        if not isinstance(value, kind):
+            raise LocalizeError(
+                f"BrainData(...): {key} must be {what}, got {type(value).__name__}; build it "
+                "from a table with BrainData.from_frame / from_csv."
+            )
+        items: Sequence[Any] = value if isinstance(value, list) else []
+        wrong = next((item for item in items if not isinstance(item, str)), None)
+        if wrong is not None:
+            raise LocalizeError(
+                f"BrainData(...): {key} must hold strings only; found {wrong!r} "
+                f"({type(wrong).__name__})."
+            )
 
 
 @deprecated_positional("site")
@@ -214,6 +365,27 @@ def _check_varies(features: np.ndarray) -> None:
         )
 
 
+def _fold_splits(
+    data: BrainData, y: np.ndarray, folds: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The cross-validation folds, refusing one whose training sentences have the same
+    value of a response: its model could only predict that constant, and the out-of-fold
+    predictions would correlate with the responses through the folds, not the features."""
+    splits = fold_splits(len(data), folds, seed, data.groups)
+    for k, (train, _) in enumerate(splits, start=1):
+        constant = np.flatnonzero(np.ptp(y[train], axis=0) == 0)
+        if len(constant):
+            column = data.responses.columns[int(constant[0])]
+            raise LocalizeError(
+                f"Cross-validation fold {k} of {folds}: the {len(train)} sentences it trains on "
+                f"all have the same value of the response {column!r} "
+                f"({y[train[0], constant[0]]!r}), so its predictions would be a constant and "
+                "the encoding r an artifact of the folds. Use fewer folds or other groups, "
+                "or check the response."
+            )
+    return splits
+
+
 def _median_r(predicted: np.ndarray, y: np.ndarray, index: np.ndarray) -> np.ndarray:
     """Median over response columns of the Pearson r on each bootstrap resample."""
     return np.nanmedian(pearson_rows(predicted, y, index), axis=1)
@@ -247,7 +419,7 @@ def encoding_score(
         raise LocalizeError(f"{features.shape[0]} feature rows for {len(data)} sentences.")
     _check_varies(np.asarray(features))
     y = data.responses.to_numpy(dtype=float)
-    splits = fold_splits(len(data), folds, seed, data.groups)
+    splits = _fold_splits(data, y, folds, seed)
     fit = encode_sets(np.asarray(features), [None], y, splits)[0]
     return _score(fit.predicted, fit.alphas, y, bootstrap_indices(len(y), n_boot, seed), ceiling)
 
@@ -422,7 +594,7 @@ def brain_alignment(
     flat = features.numpy().reshape(len(data), -1)
     _check_varies(flat)
     y = data.responses.to_numpy(dtype=float)
-    splits = fold_splits(len(data), folds, seed, data.groups)
+    splits = _fold_splits(data, y, folds, seed)
     columns = [
         None if u is None else u.mask.reshape(-1).nonzero().flatten().numpy() for *_, u in sets
     ]
@@ -491,7 +663,7 @@ def layer_alignment(
     flat = features.numpy().reshape(n, -1)
     _check_varies(flat)
     y = data.responses.to_numpy(dtype=float)
-    splits = fold_splits(n, folds, seed, data.groups)
+    splits = _fold_splits(data, y, folds, seed)
     columns = [np.arange(layer * width, (layer + 1) * width) for layer in range(n_layers)]
     fits = encode_sets(flat, columns, y, splits)
     index = bootstrap_indices(n, n_boot, seed)

@@ -296,6 +296,7 @@ def _cmd_brain(args: argparse.Namespace) -> int:
         sentence=args.sentence_column,
         responses=_split(args.response_column),
         groups=args.group_column,
+        dropna=args.dropna,
     )
     if len(data) < args.folds:
         raise LocalizeError(
@@ -651,6 +652,7 @@ def build_parser() -> argparse.ArgumentParser:
     brain.add_argument("--sentence-column", default="Sentence")
     brain.add_argument("--response-column", default="EffectSize", help="one or a comma list")
     brain.add_argument("--group-column", default=None, help="keep each group in one fold")
+    brain.add_argument("--dropna", action="store_true", help="drop rows with missing values")
     brain.add_argument("--n-random", type=int, default=3)
     brain.add_argument("--match", default="uniform,magnitude", help="control kinds, comma list")
     brain.add_argument("--folds", type=int, default=10)

@@ -23,6 +23,7 @@ from .data.arithmetic import format_problem, localizer_problems
 from .data.io import read_csv
 from .data.language import language_texts
 from .data.stories import builtin_stories, load_tomloc, story_text
+from .data.tables import describe_rows, missing_texts, visible
 from .errors import LocalizeError
 
 __all__ = ["POOLINGS", "Contrast"]
@@ -139,6 +140,12 @@ class Contrast:
     description: str = ""
     _hash: str = field(init=False, repr=False, compare=False, default="")
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Contrast:
+        # Checked here, before the generated __init__ (and a runtime type checker wrapping
+        # it) sees them, so that a wrong type is a LocalizeError like any other bad input.
+        _check_arguments(args, kwargs)
+        return super().__new__(cls)
+
     def __post_init__(self) -> None:
         if not isinstance(self.conditions, Mapping) or len(self.conditions) < 2:
             raise LocalizeError(
@@ -179,11 +186,22 @@ class Contrast:
             raise LocalizeError(
                 f"Contrast {self.name!r}: unknown pooling {self.pooling!r}; use one of {POOLINGS}."
             )
+        shared = set(self.positive) & set(self.negative)
         if sorted(self.positive) == sorted(self.negative):
             warnings.warn(
                 f"Contrast {self.name!r}: conditions {self.positive_condition!r} and "
                 f"{self.negative_condition!r} hold the same texts, so no unit can be "
                 "selective; any units selected from it are noise.",
+                stacklevel=3,
+            )
+        elif shared:
+            first = next(t for t in self.positive if t in shared)
+            warnings.warn(
+                f"Contrast {self.name!r}: {len(shared)} text(s) occur in both "
+                f"{self.positive_condition!r} and {self.negative_condition!r} (first: "
+                f"{first!r}); each counts in both conditions, which pulls their means "
+                "together and the t-values towards 0. Remove them from one condition unless "
+                "that is what you mean.",
                 stacklevel=3,
             )
         payload = json.dumps(
@@ -334,42 +352,98 @@ class Contrast:
         name: str = "custom",
         pooling: str = "mean",
         description: str = "",
+        dropna: bool = False,
     ) -> Contrast:
         """Build a contrast from a table with a text column and a condition column.
 
         Rows keep their order within each condition. Conditions other than ``positive`` and
-        ``negative`` are kept (for profiles) but not contrasted.
+        ``negative`` are kept (for profiles) but not contrasted. A row whose text or
+        condition is missing (NaN, None, empty, or only invisible characters) is an error
+        naming the rows; ``dropna=True`` drops such rows instead, with a warning saying how
+        many.
         """
         if not isinstance(df, pd.DataFrame):
             raise LocalizeError(
                 f"Contrast.from_frame takes a pandas DataFrame, got {type(df).__name__}; for "
                 "a dict of condition -> texts use Contrast(name, conditions, positive, negative)."
             )
+        return cls._from_table(
+            df, None, text=text, condition=condition, positive=positive, negative=negative,
+            name=name, pooling=pooling, description=description, dropna=dropna,
+        )  # fmt: skip
+
+    @classmethod
+    def _from_table(
+        cls,
+        df: pd.DataFrame,
+        source: str | None,
+        *,
+        text: str,
+        condition: str,
+        positive: str,
+        negative: str,
+        name: str,
+        pooling: str,
+        description: str,
+        dropna: bool,
+    ) -> Contrast:
+        where = source or "The table"
+        noun = "data row" if source else "row"  # a file's rows below its header; a frame's
         missing = [col for col in (text, condition) if col not in df.columns]
         if missing:
             raise LocalizeError(
-                f"The table has no column {missing[0]!r} (columns: {list(df.columns)}). Pass "
+                f"{where} has no column {missing[0]!r} (columns: {list(df.columns)}). Pass "
                 "text=... and condition=... naming the columns that hold the texts and the "
                 "condition labels."
             )
+        if not isinstance(dropna, bool):
+            raise LocalizeError(f"dropna must be True or False, got {dropna!r}.")
+        labels = [_label(v) for v in df[condition]]
+        bad = {text: _missing_text(df[text]), condition: missing_texts(labels)}
+        if not dropna:
+            for col, mask in bad.items():
+                if mask.any():
+                    raise LocalizeError(
+                        f"{where}: column {col!r} is missing or empty (only invisible "
+                        f"characters count as empty) in {describe_rows(mask, noun)}, counted "
+                        "from 1. Fill in or remove those rows, or pass dropna=True to drop "
+                        "them."
+                    )
+        either = bad[text] | bad[condition]
+        if either.any():
+            warnings.warn(
+                f"{where}: dropped {int(either.sum())} row(s) with a missing or empty text or "
+                f"condition ({describe_rows(either, noun)}, counted from 1); "
+                f"{int((~either).sum())} of {len(df)} remain.",
+                stacklevel=3,
+            )
         conditions: dict[str, list[Any]] = {}
-        for cond, value in zip(df[condition].astype(str), df[text], strict=True):
-            conditions.setdefault(cond, []).append(value)
+        for cond, value, drop in zip(labels, df[text], either, strict=True):
+            if not drop:
+                conditions.setdefault(str(cond), []).append(value)
         for role, cond in (("positive", positive), ("negative", negative)):
             if cond not in conditions:
                 raise LocalizeError(
-                    f"The {role} condition {cond!r} does not occur in column {condition!r} "
+                    f"{where}: the {role} condition {cond!r} does not occur in column "
+                    f"{condition!r}{' (after dropping rows)' if either.any() else ''} "
                     f"(values: {sorted(conditions)})."
                 )
         return cls(name, conditions, positive, negative, pooling, description)
 
     @classmethod
     def from_csv(cls, path: str | Path, **kwargs: Any) -> Contrast:
-        """:meth:`from_frame` on a CSV file (same keywords)."""
+        """:meth:`from_frame` on a CSV file (same keywords; ``dropna=True`` included).
+        Every field is read as text: ``NA`` or ``123`` are texts, an empty field is
+        missing."""
         path = Path(path)
         kwargs.setdefault("name", path.stem)
-        frame = read_csv(path, "CSV file of stimuli", keep_default_na=False)
-        return cls.from_frame(frame, **kwargs)
+        kwargs.setdefault("text", "text")
+        kwargs.setdefault("condition", "condition")
+        kwargs.setdefault("pooling", "mean")
+        kwargs.setdefault("description", "")
+        kwargs.setdefault("dropna", False)
+        frame = read_csv(path, "CSV file of stimuli", dtype=str, keep_default_na=False)
+        return cls._from_table(frame, str(path), **kwargs)
 
     @classmethod
     def from_evlab_csv(cls, folder: str | Path, *, name: str = "language") -> Contrast:
@@ -405,10 +479,12 @@ class Contrast:
                         "(sentence) or 'N' (non-word list)."
                     )
                 words = [values[f"stim{i}"].strip().lower() for i in range(2, 14)]
-                if not all(words):
+                empty = [f"stim{i}" for i, w in enumerate(words, start=2) if not visible(w)]
+                if empty:
                     raise LocalizeError(
-                        f"{file}, line {row}: an empty word in stim2..stim13; every row needs "
-                        "12 words."
+                        f"{file}, line {row}: {empty[0]} is missing or empty (only invisible "
+                        "characters count as empty); every row needs 12 words in "
+                        "stim2..stim13. Fill it in or remove the row."
                     )
                 conditions[labels[kind]].append(" ".join(words))
         return cls(
@@ -444,8 +520,59 @@ def _check_texts(contrast: str, cond: str, texts: Any) -> list[str]:
                 f"Contrast {contrast!r}, condition {cond!r}, item {i}: expected a string, got "
                 f"{type(text).__name__} ({text!r}). Convert stimuli to text first."
             )
-        if not text.strip():
+        if not visible(text):
             raise LocalizeError(
-                f"Contrast {contrast!r}, condition {cond!r}, item {i}: the text is empty."
+                f"Contrast {contrast!r}, condition {cond!r}, item {i}: the text is empty"
+                f"{' (only invisible characters: ' + repr(text) + ')' if text else ''}; "
+                "remove it or give it words."
             )
     return texts
+
+
+def _label(value: Any) -> str | None:
+    """A condition label as text; None where it is missing."""
+    if _absent(value):
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _missing_text(values: pd.Series) -> Any:
+    """Texts that are absent (NaN, None) or show nothing; other values that are not text
+    are left to the contrast's own check, which says to convert them."""
+    return missing_texts([v if isinstance(v, str) or _absent(v) else "x" for v in values])
+
+
+def _absent(value: Any) -> bool:
+    """None, NaN or pandas' NA."""
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+
+
+_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "name": (str, "a string"),
+    "conditions": (Mapping, "a dict of condition name -> list of texts"),
+    "positive_condition": (str, "a condition name (a string)"),
+    "negative_condition": (str, "a condition name (a string)"),
+    "pooling": (str, f"one of {POOLINGS}"),
+    "description": (str, "a string"),
+}
+
+
+def _check_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Contrast(...)'s arguments of the wrong type, as a LocalizeError naming the argument;
+    missing or unknown arguments are left to ``__init__`` (a TypeError, as for any call)."""
+    try:
+        bound = inspect.signature(Contrast.__init__).bind(None, *args, **kwargs)
+    except TypeError:
+        return
+    for key, value in list(bound.arguments.items())[1:]:
+        kind, what = _FIELDS.get(key, (object, ""))
+        if not isinstance(value, kind):
+            raise LocalizeError(
+                f"Contrast(...): {key} must be {what}, got {type(value).__name__} "
+                f"({_short(value)})."
+            )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -9,8 +9,10 @@ shape or weights.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -58,6 +60,12 @@ class Units:
     >>> len(a & b), len(a | b), a.jaccard(b)
     (1, 3, 0.3333333333333333)
     """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Units:
+        # Checked here, before __init__ (and a runtime type checker wrapping it) sees them,
+        # so that a wrong type is a LocalizeError like any other bad input.
+        _check_arguments(args, kwargs)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -386,6 +394,28 @@ def check_matches(match: str | Sequence[str]) -> list[str]:
         if m not in MATCHES:
             raise LocalizeError(f"Unknown match {m!r}; use one of {MATCHES}.")
     return matches
+
+
+_ARGUMENTS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "mask": (Tensor, "a bool tensor [n_layers, width] (torch.as_tensor(mask, dtype=torch.bool))"),
+    "site": (str, f"a site name, one of {sorted(SITES)}"),
+    "model_name": ((str, type(None)), "the model's name (model.cfg.model_name)"),
+    "fingerprint": ((str, type(None)), "a weights fingerprint (a string) or None"),
+    "model": ((str, type(None)), "the model's name"),
+}
+
+
+def _check_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Units(...)'s arguments of the wrong type, as a LocalizeError naming the argument;
+    missing or unknown arguments are left to ``__init__`` (a TypeError, as for any call)."""
+    try:
+        bound = inspect.signature(Units.__init__).bind(None, *args, **kwargs)
+    except TypeError:
+        return
+    for key, value in list(bound.arguments.items())[1:]:
+        kind, what = _ARGUMENTS[key]
+        if not isinstance(value, kind):
+            raise LocalizeError(f"Units(...): {key} must be {what}, got {type(value).__name__}.")
 
 
 def unit_table(tensors: dict[str, Tensor]) -> pd.DataFrame:

@@ -18,7 +18,14 @@ import pandas as pd
 
 from ..errors import LocalizeError
 
-__all__ = ["read_csv", "read_json", "read_jsonl", "resource_jsonl", "resource_lines"]
+__all__ = [
+    "numbered_jsonl",
+    "read_csv",
+    "read_json",
+    "read_jsonl",
+    "resource_jsonl",
+    "resource_lines",
+]
 
 
 def resource_lines(*parts: str) -> list[str]:
@@ -49,6 +56,11 @@ def _text(path: Path, what: str) -> str:
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """Read a JSON-lines file of objects; a malformed line raises an error naming file and
     line."""
+    return [row for _, row in numbered_jsonl(path)]
+
+
+def numbered_jsonl(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
+    """:func:`read_jsonl` with each object's line number (blank lines are skipped)."""
     path = Path(path)
     rows = []
     for number, line in enumerate(_text(path, "JSON-lines file").splitlines(), start=1):
@@ -65,7 +77,7 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
                 f"{path}, line {number}: a JSON {type(row).__name__}, not an object with named "
                 "fields; each line must be one object."
             )
-        rows.append(row)
+        rows.append((number, row))
     return rows
 
 

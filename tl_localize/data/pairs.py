@@ -13,7 +13,8 @@ from typing import Any
 import pandas as pd
 
 from ..errors import LocalizeError, check_int
-from .io import read_csv, read_jsonl, resource_jsonl
+from .io import numbered_jsonl, read_csv, resource_jsonl
+from .tables import describe_rows, missing_texts
 
 __all__ = [
     "BLIMP_HUB",
@@ -27,10 +28,14 @@ BLIMP_HUB = "nyu-mll/blimp"
 COLUMNS = ("sentence_good", "sentence_bad")
 
 
-def minimal_pairs_frame(pairs: Any) -> pd.DataFrame:
+def minimal_pairs_frame(
+    pairs: Any, *, source: str | None = None, lines: Sequence[int] | None = None
+) -> pd.DataFrame:
     """Minimal pairs as a DataFrame with ``sentence_good`` and ``sentence_bad`` (from a
-    DataFrame, a list of dicts, or a list of (good, bad) tuples), checked: no empty text,
-    and no pair whose two sentences are the same (it has no right answer).
+    DataFrame, a list of dicts, or a list of (good, bad) tuples), checked: no missing or
+    empty text (only invisible characters count as empty), and no pair whose two sentences
+    are the same (it has no right answer). ``source`` names the file the pairs came from
+    (its data rows are counted from 1, or named by ``lines``) in the errors.
 
     >>> minimal_pairs_frame([("dogs run", "dogs runs")]).columns.tolist()
     ['sentence_good', 'sentence_bad']
@@ -52,24 +57,40 @@ def minimal_pairs_frame(pairs: Any) -> pd.DataFrame:
                 "Minimal pairs given as a list must all be dicts or all (good, bad) tuples."
             )
         frame = pd.DataFrame(list(pairs))
+    where = f"{source}: " if source else ""
     missing = set(COLUMNS) - set(frame.columns)
     if missing or frame.empty:
         raise LocalizeError(
-            "Minimal pairs need 'sentence_good' and 'sentence_bad' (a DataFrame, a list of "
-            f"dicts, or a list of (good, bad) tuples); got columns {list(frame.columns)}"
-            f"{' and no rows' if frame.empty and not missing else ''}."
+            f"{where}Minimal pairs need 'sentence_good' and 'sentence_bad' (a DataFrame, a "
+            f"list of dicts, or a list of (good, bad) tuples); got columns "
+            f"{list(frame.columns)}{' and no rows' if frame.empty and not missing else ''}."
         )
     for col in COLUMNS:
-        for i, text in enumerate(frame[col]):
-            if not isinstance(text, str) or not text.strip():
-                raise LocalizeError(
-                    f"Pair {i}: {col} is empty or not text ({text!r}); remove or fix it."
-                )
+        bad = missing_texts(frame[col])
+        if not bad.any():
+            continue
+        first = int(bad.argmax())
+        if source is None:
+            raise LocalizeError(
+                f"Pair {first}: {col} is empty or not text ({frame[col][first]!r}); remove or "
+                "fix it."
+            )
+        noun = "line" if lines is not None else "data row"
+        raise LocalizeError(
+            f"{source}: {col} is missing, empty (only invisible characters count as empty) "
+            f"or not text in {describe_rows(bad, noun, lines)} (first: "
+            f"{frame[col][first]!r}); fill in or remove those pairs."
+        )
     same = (frame["sentence_good"].str.strip() == frame["sentence_bad"].str.strip()).to_numpy()
     if same.any():
         i = int(same.argmax())
+        at = (
+            f"{source}, {describe_rows(same, 'line' if lines else 'data row', lines)}: "
+            if source
+            else f"Pair {i}: "
+        )
         raise LocalizeError(
-            f"Pair {i}: sentence_good and sentence_bad are the same text "
+            f"{at}sentence_good and sentence_bad are the same text "
             f"({frame['sentence_good'][i]!r}), so neither can be preferred; remove or fix it."
         )
     return frame
@@ -77,7 +98,9 @@ def minimal_pairs_frame(pairs: Any) -> pd.DataFrame:
 
 def read_pairs(path: str | Path) -> pd.DataFrame:
     """Minimal pairs from a ``.csv`` or ``.jsonl`` file with ``sentence_good`` and
-    ``sentence_bad`` (other columns are kept)."""
+    ``sentence_bad`` (other columns are kept); a missing or empty sentence is an error
+    naming the file and its first rows (data rows of a CSV file, lines of a JSON-lines
+    file, counted from 1)."""
     path = Path(path)
     if path.suffix not in (".csv", ".jsonl"):
         raise LocalizeError(
@@ -85,8 +108,16 @@ def read_pairs(path: str | Path) -> pd.DataFrame:
             "sentence_bad columns."
         )
     if path.suffix == ".jsonl":
-        return minimal_pairs_frame(read_jsonl(path))
-    return minimal_pairs_frame(read_csv(path, "CSV file of minimal pairs", keep_default_na=False))
+        return _jsonl_pairs(path)
+    frame = read_csv(path, "CSV file of minimal pairs", keep_default_na=False)
+    return minimal_pairs_frame(frame, source=str(path))
+
+
+def _jsonl_pairs(path: Path) -> pd.DataFrame:
+    numbered = numbered_jsonl(path)
+    return minimal_pairs_frame(
+        [row for _, row in numbered], source=str(path), lines=[n for n, _ in numbered]
+    )
 
 
 def builtin_pairs() -> pd.DataFrame:
@@ -121,13 +152,16 @@ def load_blimp(
             )
         frames = []
         for name in chosen:
-            rows = read_jsonl(files[name])[:n_per_paradigm]
-            if not rows:
+            numbered = numbered_jsonl(files[name])[:n_per_paradigm]
+            if not numbered:
                 raise LocalizeError(f"{files[name]} holds no pairs.")
-            frame = pd.DataFrame(rows)
+            frame = minimal_pairs_frame(
+                pd.DataFrame([row for _, row in numbered]), source=str(files[name]),
+                lines=[n for n, _ in numbered],
+            )  # fmt: skip
             frame.insert(0, "paradigm", name)
             frames.append(frame)
-        return minimal_pairs_frame(pd.concat(frames, ignore_index=True))
+        return pd.concat(frames, ignore_index=True)  # each file's pairs checked above
     if str(source) != BLIMP_HUB:
         raise LocalizeError(
             f"{source} is not a folder of BLiMP .jsonl files (nor the hub name {BLIMP_HUB!r}, "

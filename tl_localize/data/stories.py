@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..errors import LocalizeError
 from .io import resource_jsonl
+from .tables import visible
 
 __all__ = ["CONDITIONS", "SPLITS", "builtin_stories", "load_tomloc", "story_text"]
 
@@ -48,12 +49,28 @@ def _paragraphs(text: str) -> list[str]:
     return [" ".join(line.strip() for line in b.splitlines() if line.strip()) for b in blocks]
 
 
+def _read(path: Path) -> str:
+    """A tomloc file's text, decoded strictly: UTF-8 (ASCII, as the published files are, is
+    UTF-8), with or without a byte-order mark; Windows line ends are fine."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise LocalizeError(
+            f"{path} is not UTF-8 text (byte {error.start}: {data[error.start : error.end]!r}); "
+            "tomloc files are read as UTF-8 (plain ASCII is UTF-8; a byte-order mark is "
+            "allowed). Convert it, e.g. from Windows-1252: iconv -f cp1252 -t utf-8."
+        ) from None
+
+
 def load_tomloc(folder: str | Path, answers: Mapping[str, bool] | None = None) -> pd.DataFrame:
     """Read a Saxe-lab theory-of-mind localizer folder.
 
     Files ``{i}b_story.txt`` / ``{i}b_question.txt`` (false belief) and ``{i}p_story.txt`` /
     ``{i}p_question.txt`` (false photograph); hard-wrapped lines are joined; the statement is
-    the question file's first paragraph. The files carry no answer key: pass ``answers``
+    the question file's first paragraph. Files are decoded strictly as UTF-8 (a file in
+    another encoding is an error naming it, not replacement characters); an empty story or
+    statement is an error. The files carry no answer key: pass ``answers``
     (``{"1b": False, ...}``) to get an ``answer`` column.
     """
     folder = Path(folder)
@@ -73,13 +90,18 @@ def load_tomloc(folder: str | Path, answers: Mapping[str, bool] | None = None) -
             raise LocalizeError(
                 f"{path.name} has no question file: {question.name} is missing from {folder}."
             )
-        paragraphs = _paragraphs(question.read_text(encoding="utf-8", errors="replace"))
+        paragraphs = _paragraphs(_read(question))
         statement = paragraphs[0] if paragraphs else ""
-        if not statement or re.fullmatch(r"(?i)true\s+false", statement):
-            raise LocalizeError(f"{question}: no statement (its first paragraph is empty).")
-        story = " ".join(_paragraphs(path.read_text(encoding="utf-8", errors="replace")))
-        if not story:
-            raise LocalizeError(f"{path}: the story is empty.")
+        if not visible(statement) or re.fullmatch(r"(?i)true\s+false", statement):
+            raise LocalizeError(
+                f"{question}: no statement (its first paragraph is empty or only invisible "
+                "characters); the question file starts with the statement, then a blank line."
+            )
+        story = " ".join(_paragraphs(_read(path)))
+        if not visible(story):
+            raise LocalizeError(
+                f"{path}: the story is empty (or only invisible characters); give it its text."
+            )
         row = {
             "id": item,
             "number": int(match.group(1)),

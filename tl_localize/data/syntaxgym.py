@@ -24,6 +24,7 @@ import pyparsing as pp
 
 from ..errors import LocalizeError
 from .io import read_json
+from .tables import visible
 
 __all__ = [
     "Formula",
@@ -257,6 +258,13 @@ def _check_suite(where: str, suite: Any) -> None:
             regions = _require(f"{at}, condition {j}", condition, "regions", list)
             for k, region in enumerate(regions):
                 _region_number(f"{at}, condition {j}, region {k}", region)
+                content = region.get("content")
+                if content is not None and not isinstance(content, str):
+                    raise LocalizeError(
+                        f"{at}, condition {j}, region {k}: 'content' is {content!r} (a "
+                        f"{type(content).__name__}); a region's content is text, or null or "
+                        '"" for an empty region.'
+                    )
 
 
 @dataclass(frozen=True)
@@ -318,10 +326,11 @@ def suite_sentences(
                         )
             for cond, condition in conditions.items():
                 sentence, spans = _sentence(condition["regions"])
-                if not sentence:
+                if not visible(sentence):
                     raise LocalizeError(
                         f"Suite {suite_name!r}, item {item['item_number']}, condition {cond!r}: "
-                        "every region is empty, so there is no sentence to score."
+                        "every region is empty (or only invisible characters), so there is no "
+                        "sentence to score."
                     )
                 sentences.append(
                     SuiteSentence(suite_name, item["item_number"], cond, sentence, tuple(spans))
