@@ -243,3 +243,17 @@ def test_formula_nested_too_deeply_is_a_localize_error():
     assert parse_formula("(" * 10 + "(1;%a%)" + ")" * 10 + " < 2").tree[1] == _r(1, "a")
     with pytest.raises(LocalizeError, match="nests parentheses too deeply"):
         parse_formula("(" * 500 + "(1;%a%)" + ")" * 500 + " < 2")
+
+
+def test_blimp_drops_its_identical_pairs_with_a_warning(tmp_path):
+    """The published BLiMP holds a few pairs whose sentences are the same text (passive_1
+    lines 325 and 811, for example): a full folder loads, without them, and says so."""
+    from tl_localize.data.pairs import load_blimp
+
+    rows = [{"sentence_good": "the dog ran", "sentence_bad": "the dog runned"},
+            {"sentence_good": "a cat was seen", "sentence_bad": "a cat was seen "},
+            {"sentence_good": "we saw it", "sentence_bad": "we seen it"}]  # fmt: skip
+    (tmp_path / "p1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.warns(UserWarning, match=r"dropped 1 pair.*p1.jsonl line 2"):
+        frame = load_blimp(tmp_path)
+    assert list(frame["sentence_good"]) == ["the dog ran", "we saw it"]

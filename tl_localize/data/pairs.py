@@ -6,6 +6,7 @@ A minimal pair is a grammatical sentence (``sentence_good``) and its ungrammatic
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -151,16 +152,26 @@ def load_blimp(
                 f"Unknown BLiMP paradigm {unknown[0]!r}. Paradigms in {folder}: {sorted(files)}."
             )
         frames = []
+        dropped: list[str] = []
         for name in chosen:
             numbered = numbered_jsonl(files[name])[:n_per_paradigm]
             if not numbered:
                 raise LocalizeError(f"{files[name]} holds no pairs.")
+            numbered, same = _without_identical(numbered)
+            dropped += [f"{files[name].name} line {n}" for n in same]
             frame = minimal_pairs_frame(
                 pd.DataFrame([row for _, row in numbered]), source=str(files[name]),
                 lines=[n for n, _ in numbered],
             )  # fmt: skip
             frame.insert(0, "paradigm", name)
             frames.append(frame)
+        if dropped:
+            warnings.warn(
+                f"BLiMP: dropped {len(dropped)} pair(s) whose two sentences are the same text "
+                f"({', '.join(dropped)}): the published data holds a few, and neither sentence "
+                "of such a pair can be preferred.",
+                stacklevel=2,
+            )
         return pd.concat(frames, ignore_index=True)  # each file's pairs checked above
     if str(source) != BLIMP_HUB:
         raise LocalizeError(
@@ -168,6 +179,18 @@ def load_blimp(
             "which needs network access)."
         )
     return _load_blimp_hub(str(source), paradigms, n_per_paradigm)
+
+
+def _without_identical(numbered: list[tuple[int, Any]]) -> tuple[list[tuple[int, Any]], list[int]]:
+    """BLiMP's lines without the pairs whose sentences are the same text, and those lines."""
+    kept, same = [], []
+    for n, row in numbered:
+        good, bad = (row.get(k) if isinstance(row, dict) else None for k in COLUMNS)
+        if isinstance(good, str) and isinstance(bad, str) and good.strip() == bad.strip():
+            same.append(n)
+        else:
+            kept.append((n, row))
+    return kept, same
 
 
 def _load_blimp_hub(
