@@ -178,7 +178,7 @@ def save_tiny_hf(folder: Path, arch: str = "llama", seed: int = 0) -> Path:
     return folder
 
 
-def _family_configs(vocab: int) -> dict:
+def family_configs(vocab: int) -> dict:
     """Hand-written tiny configs (2 layers, d_model 32, 4 heads, 2 KV heads where the
     family has grouped queries) of the model families a lab would try first."""
     import transformers as tf
@@ -228,7 +228,7 @@ def _family_configs(vocab: int) -> dict:
     }
 
 
-FAMILIES = tuple(_family_configs(100))
+FAMILIES = tuple(family_configs(100))
 
 
 def save_tiny_family(folder: Path, family: str, seed: int = 0) -> Path:
@@ -239,7 +239,7 @@ def save_tiny_family(folder: Path, family: str, seed: int = 0) -> Path:
 
     tokenizer = char_tokenizer()
     tokenizer.model_max_length = 128
-    config = _family_configs(len(tokenizer.get_vocab()))[family]
+    config = family_configs(len(tokenizer.get_vocab()))[family]
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)
     folder.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ import warnings
 import pytest
 import torch
 
-from conftest import FAMILIES, save_tiny_family
+from conftest import FAMILIES, family_configs, save_tiny_family
 from tl_localize import SITES, ablated, check_model, compare_ablation, evaluate, localize
 from tl_localize.adapters import ADAPTERS
 from tl_localize.models import generation_check, kv_cache_agrees, load_model, model_dtype
@@ -122,8 +122,19 @@ def test_kv_cache_finding_is_said_once_and_kept(family_folder, own_cache):
     # the toolkit's own generation takes the uncached path for such a model
     from tl_localize import generation_sample
 
-    sample = generation_sample(again, {"intact": None}, max_new_tokens=4)
-    assert len(sample) == 1
+    ids = again.hf_tokenizer("the cat sat on the mat", return_tensors="pt")["input_ids"]
+    texts = {
+        cached: again.hf_tokenizer.decode(
+            again.generate(ids, max_new_tokens=12, do_sample=False, verbose=False,
+                           return_type="tokens", use_past_kv_cache=cached)[0, ids.shape[1] :]
+        )
+        for cached in (True, False)
+    }  # fmt: skip
+    assert texts[True] != texts[False]  # the broken cache shows in the tokens here
+    sample = generation_sample(
+        again, {"intact": None}, prompt="the cat sat on the mat", max_new_tokens=12
+    )
+    assert sample["continuation"].tolist() == [texts[False]]
 
 
 def test_olmo2_bfloat16_needs_its_adapter(family_folder, own_cache):
@@ -140,3 +151,27 @@ def test_olmo2_bfloat16_needs_its_adapter(family_folder, own_cache):
                 point._forward_hooks.clear()
     with pytest.raises(RuntimeError, match="same dtype"), torch.inference_mode():
         model(ids)
+
+
+def test_the_tested_families_are_the_ones_named():
+    from tl_localize.models import TESTED_FAMILIES
+
+    named = {config.model_type for config in family_configs(100).values()}
+    assert named == set(TESTED_FAMILIES) and len(named) == 15
+
+
+def test_an_architecture_the_bridge_cannot_wrap_is_refused(tmp_path, own_cache):
+    import transformers
+
+    from conftest import char_tokenizer
+    from tl_localize import LocalizeError
+
+    tokenizer = char_tokenizer()
+    config = transformers.BioGptConfig(
+        vocab_size=len(tokenizer.get_vocab()), hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=4, intermediate_size=64,
+    )  # fmt: skip
+    transformers.AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path / "biogpt")
+    tokenizer.save_pretrained(tmp_path / "biogpt")
+    with pytest.raises(LocalizeError, match="BioGptForCausalLM.*not one that transformer-lens"):
+        load_model(tmp_path / "biogpt", dtype="float32")

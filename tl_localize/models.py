@@ -31,6 +31,7 @@ from .results import atomic_folder
 __all__ = [
     "DEFAULT_MODEL_FILE",
     "DEFAULT_MODEL_INSTALL",
+    "TESTED_FAMILIES",
     "bf16_is_fast",
     "cache_dir",
     "check_row",
@@ -63,6 +64,13 @@ ARCHITECTURE_BY_MODEL_TYPE = {
     "stablelm": "StableLmForCausalLM",
     "starcoder2": "Starcoder2ForCausalLM",
 }
+
+# Families tested end to end (tests/test_families.py: tiny random models in float32 and
+# bfloat16); model types as transformers names them.
+TESTED_FAMILIES = (
+    "gpt2", "gpt_neox", "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text",
+    "phi3", "opt", "falcon", "gptj", "bloom", "olmo2", "stablelm",
+)  # fmt: skip
 
 _MANIFEST = "tl_localize_manifest.json"
 
@@ -152,6 +160,26 @@ def _ensure_architectures(config: Any) -> None:
             "wrap it with TransformerBridge.boot_transformers(name, hf_model=..., tokenizer=...)."
         )
     config.architectures = [ARCHITECTURE_BY_MODEL_TYPE[model_type]]
+
+
+def _check_supported(config: Any) -> None:
+    """Refuse, in one clear error, a model whose architecture the installed
+    transformer-lens cannot wrap (before the bridge fails on it with a long list)."""
+    from importlib import metadata
+
+    from transformer_lens.factories import architecture_adapter_factory
+
+    supported = architecture_adapter_factory.SUPPORTED_ARCHITECTURES
+    architectures = list(getattr(config, "architectures", None) or [])
+    if any(arch in supported for arch in architectures):
+        return
+    raise LocalizeError(
+        f"This model's architecture ({', '.join(architectures) or 'none named'}, model_type="
+        f"{getattr(config, 'model_type', None)!r}) is not one that transformer-lens "
+        f"{metadata.version('transformer-lens')} can wrap in a TransformerBridge, so "
+        "tl_localize cannot hook it. Families tested with tl_localize: "
+        f"{', '.join(TESTED_FAMILIES)} (see docs/api.md, Models)."
+    )
 
 
 def _check_gguf(path: Path) -> None:
@@ -270,6 +298,7 @@ def _boot(
     else:
         hf_model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, revision=revision)
         _ensure_architectures(hf_model.config)
+        _check_supported(hf_model.config)
         model = TransformerBridge.boot_transformers(
             source, hf_model=hf_model, tokenizer=tokenizer, device=device or "cpu", dtype=dtype
         )
