@@ -113,23 +113,32 @@ GENERATION_PROMPTS = (
 
 def test_cached_and_uncached_generation_agree(default_model):
     # transformers 5.x passes each attention layer its KV cache as cache=; without the
-    # adapter the bridge ignored it and cached generation degenerated on this model
+    # adapter the bridge ignored it and cached generation degenerated on this model.
+    # Uncached greedy generation picks, at each step, the top token of an uncached pass over
+    # the prefix: one uncached pass over the cached run's tokens shows whether it would have
+    # picked the same 30 tokens (and gives each step's logits to compare).
     from tl_localize.models import GENERATION_TOLERANCE, generation_check, model_dtype
 
     assert "generate" not in vars(default_model)  # load_model leaves generate alone
     assert generation_check(default_model)["passed"]
     tolerance = GENERATION_TOLERANCE[model_dtype(default_model)]
     tokenizer = default_model.hf_tokenizer
-    for prompt in GENERATION_PROMPTS:
+    for i, prompt in enumerate(GENERATION_PROMPTS):
         ids = tokenizer(prompt, return_tensors="pt").input_ids
-        runs = {
-            cached: default_model.generate(
-                ids, max_new_tokens=30, do_sample=False, verbose=False, stop_at_eos=False,
-                return_type="tokens", use_past_kv_cache=cached, output_logits=True,
-            )
-            for cached in (True, False)
-        }  # fmt: skip
-        with_cache, without = (torch.stack(list(runs[c].logits), 1).float() for c in (True, False))
-        worst = float((with_cache - without).abs().max() / without.abs().max())
+        run = default_model.generate(
+            ids, max_new_tokens=30, do_sample=False, verbose=False, stop_at_eos=False,
+            return_type="tokens", use_past_kv_cache=True, output_logits=True,
+        )  # fmt: skip
+        assert run.sequences.shape[1] == ids.shape[1] + 30
+        with torch.inference_mode():
+            uncached = default_model(run.sequences)[:, ids.shape[1] - 1 : -1].float()
+        cached = torch.stack(list(run.logits), 1).float()
+        worst = float((cached - uncached).abs().max() / uncached.abs().max())
         assert worst <= tolerance, (prompt, worst)
-        assert torch.equal(runs[True].sequences, runs[False].sequences), prompt
+        assert torch.equal(uncached.argmax(-1), run.sequences[:, ids.shape[1] :]), prompt
+        if i == 0:  # and once, the uncached generation itself
+            plain = default_model.generate(
+                ids, max_new_tokens=30, do_sample=False, verbose=False, stop_at_eos=False,
+                return_type="tokens", use_past_kv_cache=False,
+            )  # fmt: skip
+            assert torch.equal(plain, run.sequences)
