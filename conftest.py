@@ -198,6 +198,76 @@ def save_tiny_hf(
     return folder
 
 
+def family_configs(vocab: int) -> dict:
+    """Hand-written tiny configs (2 layers, d_model 32, 4 heads, 2 KV heads where the
+    family has grouped queries) of the model families a lab would try first."""
+    import transformers as tf
+
+    special = {"bos_token_id": 1, "eos_token_id": 1, "pad_token_id": 0, "vocab_size": vocab}
+    llama_like = {
+        "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 128,
+        "tie_word_embeddings": False, **special,
+    }  # fmt: skip
+    return {
+        "gpt2": tf.GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=128, **special),
+        "gpt_neox": tf.GPTNeoXConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=128,
+            rotary_pct=0.25,
+            **special,
+        ),
+        "llama": tf.LlamaConfig(**llama_like),
+        "mistral": tf.MistralConfig(**llama_like),
+        "qwen2": tf.Qwen2Config(**llama_like),
+        "qwen3": tf.Qwen3Config(head_dim=8, **llama_like),
+        "gemma2": tf.Gemma2Config(head_dim=8, **llama_like),
+        "gemma3": tf.Gemma3TextConfig(head_dim=8, **llama_like),
+        "phi3": tf.Phi3Config(**llama_like),
+        "opt": tf.OPTConfig(
+            hidden_size=32,
+            ffn_dim=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=128,
+            word_embed_proj_dim=32,
+            **special,
+        ),
+        "falcon": tf.FalconConfig(
+            hidden_size=32, num_hidden_layers=2, num_attention_heads=4, **special
+        ),
+        "gptj": tf.GPTJConfig(
+            n_embd=32, n_layer=2, n_head=4, n_positions=128, rotary_dim=4, **special
+        ),
+        "bloom": tf.BloomConfig(hidden_size=32, n_layer=2, n_head=4, **special),
+        "olmo2": tf.Olmo2Config(**llama_like),
+        "stablelm": tf.StableLmConfig(**llama_like),
+    }
+
+
+FAMILIES = tuple(family_configs(100))
+
+
+def save_tiny_family(folder: Path, family: str, seed: int = 0) -> Path:
+    """A tiny random model of ``family`` (one of :data:`FAMILIES`) with the character
+    tokenizer, saved as a local Hugging Face folder."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = char_tokenizer()
+    tokenizer.model_max_length = 128
+    config = family_configs(len(tokenizer.get_vocab()))[family]
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_hf(tmp_path_factory):
     """Two tiny random models saved as local HF folders: ``{"llama": path, "gpt2": path}``."""

@@ -97,20 +97,51 @@ def test_bad_model_specs(tmp_path):
         load_model(dtype="float64")
 
 
-def test_kv_cache_check_makes_uncached_generation_the_default(default_model):
-    # transformer-lens 4.3's bridge degenerates with the KV cache on this model: the check
-    # finds it, and load_model made uncached generation the default
-    from tl_localize.models import generation_check
+GENERATION_PROMPTS = (
+    "The quick brown fox jumps over the",
+    "The capital of France is",
+    "Once upon a time, there was a",
+    "In 1492, Columbus",
+    "The best way to learn a language is",
+    "My favourite food is",
+    "Scientists have discovered that",
+    "The weather today is",
+    "def fibonacci(n):",
+    "Water boils at",
+)
 
-    found = generation_check(default_model)
-    assert not found["passed"] and found["value"] > 0, found
-    ids = default_model.hf_tokenizer("The quick brown fox jumps over the", return_tensors="pt")
-    plain = default_model.generate(ids.input_ids, max_new_tokens=6, do_sample=False,
-                                   verbose=False, return_type="tokens")  # fmt: skip
-    uncached = default_model.generate(ids.input_ids, max_new_tokens=6, do_sample=False,
-                                      verbose=False, return_type="tokens",
-                                      use_past_kv_cache=False)  # fmt: skip
-    assert torch.equal(plain, uncached)
+
+def test_cached_and_uncached_generation_agree(default_model):
+    # transformers 5.x passes each attention layer its KV cache as cache=; without the
+    # adapter the bridge ignored it and cached generation degenerated on this model.
+    # Uncached greedy generation picks, at each step, the top token of an uncached pass over
+    # the prefix: one uncached pass over the cached run's tokens shows whether it would have
+    # picked the same 30 tokens (and gives each step's logits to compare).
+    from tl_localize.models import GENERATION_TOLERANCE, generation_check, model_dtype
+
+    assert "generate" not in vars(default_model)  # load_model leaves generate alone
+    assert generation_check(default_model)["passed"]
+    tolerance = GENERATION_TOLERANCE[model_dtype(default_model)]
+    tokenizer = default_model.hf_tokenizer
+    for i, prompt in enumerate(GENERATION_PROMPTS):
+        ids = tokenizer(prompt, return_tensors="pt").input_ids
+        run = default_model.generate(
+            ids, max_new_tokens=30, do_sample=False, verbose=False, stop_at_eos=False,
+            return_type="tokens", use_past_kv_cache=True, output_logits=True,
+        )  # fmt: skip
+        assert run.sequences.shape[1] == ids.shape[1] + 30
+        with torch.inference_mode():
+            uncached = default_model(run.sequences)[:, ids.shape[1] - 1 : -1].float()
+        cached = torch.stack(list(run.logits), 1).float()
+        worst = float((cached - uncached).abs().max() / uncached.abs().max())
+        assert worst <= tolerance, (prompt, worst)
+        assert torch.equal(uncached.argmax(-1), run.sequences[:, ids.shape[1] :]), prompt
+        if i == 0:  # and once, the uncached generation itself
+            plain = default_model.generate(
+                ids, max_new_tokens=30, do_sample=False, verbose=False, stop_at_eos=False,
+                return_type="tokens", use_past_kv_cache=False,
+            )  # fmt: skip
+            assert torch.equal(plain, run.sequences)
 
 
 def test_two_loads_at_once_build_the_cache_once(tmp_path, monkeypatch):

@@ -31,7 +31,7 @@ from torch import Tensor
 from ._compat import deprecated_positional
 from .activations import iter_pooled, token_batches
 from .errors import LocalizeError, check_int
-from .models import hf_tokenizer
+from .models import hf_tokenizer, kv_cache_agrees
 from .protocol import Hook, Model
 from .sites import get_site
 from .units import Units
@@ -340,10 +340,10 @@ def generation_sample(
     """Greedy continuations of ``prompt`` with each unit set ablated (``None``: intact).
 
     The prompt is tokenized as the model's own tokenizer does by default (no BOS token is
-    added for SmolLM2, whose BOS token opens a chat turn). The KV cache is off: with
-    transformer-lens 4.3, cached generation through the bridge degenerates on the default
-    model (see :func:`tl_localize.checks.check_model`), while uncached generation matches
-    plain transformers; a resample ablation also needs every position in each pass.
+    added for SmolLM2, whose BOS token opens a chat turn). Generation uses the KV cache
+    where it gives the model's uncached logits (:func:`tl_localize.models.kv_cache_agrees`,
+    measured once per model); a resample ablation runs without it, as it draws its
+    replacement values per forward pass and position and so needs every position in each.
 
     >>> generation_sample(model, {"intact": None, "toy": loc.units}, max_new_tokens=3).shape
     (2, 3)
@@ -356,6 +356,7 @@ def generation_sample(
             "Units (ablated) or None (intact)."
         )
     ids = hf_tokenizer(model)(prompt, return_tensors="pt")["input_ids"]
+    cached = method != "resample" and kv_cache_agrees(model)
     rows = []
     for name, units in controls.items():
         with contextlib.ExitStack() as stack:
@@ -367,7 +368,7 @@ def generation_sample(
                 do_sample=False,
                 verbose=False,
                 return_type="tokens",
-                use_past_kv_cache=False,
+                use_past_kv_cache=cached,
             )
         continuation = hf_tokenizer(model).decode(tokens[0, ids.shape[1] :])
         rows.append({"set": name, "prompt": prompt, "continuation": continuation})

@@ -1,9 +1,10 @@
 """Model checks: does this model's wiring give the numbers the toolkit relies on?
 
 TransformerLens' bridge has shipped silent numerical bugs (left padding once gave wrong
-logits; KV-cached generation degenerates on the default model with transformer-lens 4.3), so
-a run can prove its own wiring before it reports. :func:`check_model` returns one row per
-named check with the measured value, the tolerance and the status:
+logits; with transformers 5.x, KV-cached generation ignored the cache on most families until
+:mod:`tl_localize.adapters` fixed it), so a run can prove its own wiring before it reports.
+:func:`check_model` returns one row per named check with the measured value, the tolerance
+and the status:
 
 - ``logits_vs_transformers``: the bridge's logits against the plain transformers model
   loaded from the same files (eager attention), on a few texts;
@@ -14,12 +15,13 @@ named check with the measured value, the tolerance and the status:
   them;
 - ``padding_leaves_logits``: a text's logits alone and right-padded in a batch agree;
 - ``bos``: BOS handling is what the tokenizer declares (prepended exactly once when asked);
-- ``generation_kv_cache``: greedy generation with the KV cache gives the tokens that
-  generation without it gives.
+- ``generation_kv_cache``: the logits of each step of greedy generation with the KV cache
+  against a forward pass without it over the same tokens, within a tolerance for the
+  model's dtype.
 
-:func:`tl_localize.models.default_to_uncached_generation` (called by ``load_model``) runs
-the last check once per model (cached by weights' fingerprint) and, where it fails, makes
-uncached generation the model's default, with one warning naming the check.
+:func:`tl_localize.models.kv_cache_agrees` (called by ``load_model``) runs the last check
+once per model and keeps the result (on disk, by the weights' fingerprint); where it fails,
+one warning names the check and the toolkit's own generation runs without the cache.
 """
 
 from __future__ import annotations

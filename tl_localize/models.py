@@ -10,7 +10,6 @@ damaged cache entry is detected and rebuilt instead of used.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import importlib.util
 import json
@@ -24,6 +23,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 
+from .adapters import adapt
 from .errors import LocalizeError
 from .protocol import Model
 from .results import atomic_folder
@@ -31,14 +31,15 @@ from .results import atomic_folder
 __all__ = [
     "DEFAULT_MODEL_FILE",
     "DEFAULT_MODEL_INSTALL",
+    "TESTED_FAMILIES",
     "bf16_is_fast",
     "cache_dir",
     "check_row",
     "default_model_path",
-    "default_to_uncached_generation",
     "generation_check",
     "hardware",
     "hf_tokenizer",
+    "kv_cache_agrees",
     "load_model",
     "loading_options",
     "model_dtype",
@@ -67,6 +68,13 @@ ARCHITECTURE_BY_MODEL_TYPE = {
     "stablelm": "StableLmForCausalLM",
     "starcoder2": "Starcoder2ForCausalLM",
 }
+
+# Families tested end to end (tests/test_families.py: tiny random models in float32 and
+# bfloat16); model types as transformers names them.
+TESTED_FAMILIES = (
+    "gpt2", "gpt_neox", "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text",
+    "phi3", "opt", "falcon", "gptj", "bloom", "olmo2", "stablelm",
+)  # fmt: skip
 
 _MANIFEST = "tl_localize_manifest.json"
 
@@ -156,6 +164,26 @@ def _ensure_architectures(config: Any) -> None:
             "wrap it with TransformerBridge.boot_transformers(name, hf_model=..., tokenizer=...)."
         )
     config.architectures = [ARCHITECTURE_BY_MODEL_TYPE[model_type]]
+
+
+def _check_supported(config: Any) -> None:
+    """Refuse, in one clear error, a model whose architecture the installed
+    transformer-lens cannot wrap (before the bridge fails on it with a long list)."""
+    from importlib import metadata
+
+    from transformer_lens.factories import architecture_adapter_factory
+
+    supported = architecture_adapter_factory.SUPPORTED_ARCHITECTURES
+    architectures = list(getattr(config, "architectures", None) or [])
+    if any(arch in supported for arch in architectures):
+        return
+    raise LocalizeError(
+        f"This model's architecture ({', '.join(architectures) or 'none named'}, model_type="
+        f"{getattr(config, 'model_type', None)!r}) is not one that transformer-lens "
+        f"{metadata.version('transformer-lens')} can wrap in a TransformerBridge, so "
+        "tl_localize cannot hook it. Families tested with tl_localize: "
+        f"{', '.join(TESTED_FAMILIES)} (see docs/api.md, Models)."
+    )
 
 
 def _check_gguf(path: Path) -> None:
@@ -412,9 +440,11 @@ def _boot(
     else:
         hf_model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, revision=revision)
         _ensure_architectures(hf_model.config)
+        _check_supported(hf_model.config)
         model = TransformerBridge.boot_transformers(
             source, hf_model=hf_model, tokenizer=tokenizer, device=device, dtype=dtype
         )
+    adapt(model, getattr(model.original_model.config, "model_type", None))
     model.eval()
     model.cfg.model_name = name
     # The bridge may rebuild its tokenizer with a BOS token; keep the model's own tokenizer,
@@ -485,8 +515,8 @@ def load_model(
             such a model is never moved with ``.to()``, and hooks run where each layer lives.
         max_memory: the memory each device may use, with ``device_map``.
         check_generation: compare greedy generation with and without the KV cache once per
-            model (the result is cached); where they differ, uncached generation becomes the
-            model's default, with one warning (:func:`tl_localize.checks.check_model`).
+            model (:func:`kv_cache_agrees`; the result is kept on disk); where they differ,
+            one warning says so and the toolkit generates without the cache for this model.
 
     Returns:
         A ``TransformerBridge`` in eval mode; ``model.cfg.model_name`` is a short, stable name
@@ -547,7 +577,7 @@ def load_model(
             ) from error
     model.tl_localize_source.update(chosen)
     if check_generation:
-        default_to_uncached_generation(model)
+        kv_cache_agrees(model)
     return model
 
 
@@ -570,78 +600,119 @@ def check_row(
     }
 
 
+# The largest relative difference allowed between the logits of cached and uncached
+# generation: several times the rounding of each dtype (cached steps multiply matrices of
+# other shapes, so the sums round differently); a cache that drops or misplaces earlier
+# tokens moves the logits by tens of percent.
+GENERATION_TOLERANCE = {torch.float32: 1e-4, torch.bfloat16: 5e-2, torch.float16: 1e-2}
+# Part of the stored result's name: a new check (or a new fix) is measured again.
+_CHECK_VERSION = 2
+
+
 def generation_check(
     model: Model, prompt: str = GENERATION_PROMPT, max_new_tokens: int = 12
 ) -> dict[str, Any]:
-    """Greedy generation with the KV cache against generation without it."""
-    original = getattr(model, "_tl_localize_generate", model.generate)
-    ids = hf_tokenizer(model)(prompt, return_tensors="pt")["input_ids"]
-    runs = {}
-    for cached in (True, False):
-        with torch.inference_mode():
-            out = original(ids, max_new_tokens=max_new_tokens, do_sample=False, verbose=False,
-                           return_type="tokens", use_past_kv_cache=cached)  # fmt: skip
-        runs[cached] = out[0, ids.shape[1] :].tolist()
-    differing = sum(a != b for a, b in zip(runs[True], runs[False], strict=False))
-    differing += abs(len(runs[True]) - len(runs[False]))
-    decode = hf_tokenizer(model).decode
+    """Greedy generation with the KV cache against the same tokens without it, step by step.
+
+    The model generates ``max_new_tokens`` greedily with the KV cache, keeping each step's
+    logits; one forward pass without the cache over the prompt and those tokens gives the
+    logits each step should have had. The value is the largest relative difference
+    (``max |cached - uncached| / max |uncached|``), checked against a tolerance for the
+    model's dtype (:data:`GENERATION_TOLERANCE`). Comparing logits on the same tokens,
+    rather than two token sequences, keeps a near tie in a random model's logits from
+    failing a correct cache (or hiding a wrong one after the first differing token).
+    """
+    tokenizer = hf_tokenizer(model)
+    ids = tokenizer(prompt, return_tensors="pt")["input_ids"].to(_device(model))
+    with torch.inference_mode():
+        out = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False, verbose=False,
+                             return_type="tokens", use_past_kv_cache=True, stop_at_eos=False,
+                             output_logits=True)  # fmt: skip
+        cached = torch.stack(list(out.logits), dim=1).float()
+        uncached = model(out.sequences)[:, ids.shape[1] - 1 : -1].float()
+    scale = float(uncached.abs().max()) or 1.0
+    worst = float((cached - uncached).abs().max()) / scale
+    tolerance = GENERATION_TOLERANCE.get(model_dtype(model), 1e-4)
+    flips = int((cached.argmax(-1) != uncached.argmax(-1)).sum())
+    text = tokenizer.decode(out.sequences[0, ids.shape[1] :])
     return check_row(
         "generation_kv_cache",
-        float(differing),
-        0.0,
-        differing == 0,
-        f"with cache {decode(runs[True])!r}; without {decode(runs[False])!r}",
+        worst,
+        tolerance,
+        worst <= tolerance,
+        f"max relative difference of the logits over {cached.shape[1]} greedy steps with the "
+        f"KV cache against without it ({flips} steps with another top token); generated "
+        f"{text!r}",
     )
 
 
+def _device(model: Model) -> torch.device:
+    for param in model.parameters():  # type: ignore[attr-defined]
+        if param.device.type != "meta":
+            return param.device
+    return torch.device("cpu")
+
+
 def _check_path(model: Model) -> Path:
-    """Where the generation check's result is kept: per weights and transformer-lens
-    release (a later release may fix what an earlier one got wrong)."""
+    """Where the generation check's result is kept: per weights, dtype, and the
+    transformer-lens and transformers releases (a later release may fix, or break, what an
+    earlier one did)."""
     from importlib import metadata
 
-    release = metadata.version("transformer-lens")
-    return cache_dir() / "checks" / f"{model_fingerprint(model)}-tl{release}.json"
+    dtype = str(model_dtype(model)).removeprefix("torch.")
+    releases = f"tl{metadata.version('transformer-lens')}-hf{metadata.version('transformers')}"
+    name = f"{model_fingerprint(model)}-{dtype}-{releases}-v{_CHECK_VERSION}.json"
+    return cache_dir() / "checks" / name
 
 
-def _cached_result(model: Model) -> dict[str, Any] | None:
-    path = _check_path(model)
+def _cached_result(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_text())
+        found = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return found if isinstance(found, dict) and "passed" in found else None
 
 
-def default_to_uncached_generation(model: Model) -> bool:
-    """Run :func:`generation_check` once per model (cached by the weights' fingerprint);
-    where cached generation differs, make ``use_past_kv_cache=False`` the default of this
-    model's ``generate`` and warn once. Returns whether the default was changed."""
-    found = _cached_result(model)
+_KV_CACHE_ATTR = "_tl_localize_kv_cache"
+_WARNED: set[str] = set()  # models whose failed check was reported in this process
+
+
+def kv_cache_agrees(model: Model) -> bool:
+    """Whether greedy generation with the KV cache gives this model's uncached logits
+    (:func:`generation_check`), measured once per model and kept: on the model, and on disk
+    under :func:`cache_dir` by the weights' fingerprint, the dtype and the library releases.
+
+    Where it does not, one warning (once per model in a process) says so; code that
+    generates asks this function which path to take (``use_past_kv_cache=...``), and
+    ``model.generate`` itself is left as the bridge defines it.
+    """
+    known = getattr(model, _KV_CACHE_ATTR, None)
+    if isinstance(known, bool):
+        return known
+    path = _check_path(model)
+    found = _cached_result(path)
     if found is None:
         found = generation_check(model)
-        path = _check_path(model)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(found))
         except OSError:
             pass  # a read-only cache only costs the check next time
-    if found["passed"]:
-        return False
-    original = model.generate
-
-    @functools.wraps(original)
-    def generate(*args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("use_past_kv_cache", False)
-        return original(*args, **kwargs)
-
-    model._tl_localize_generate = original  # type: ignore[attr-defined]
-    model.generate = generate  # type: ignore[method-assign]
-    warnings.warn(
-        f"{model.cfg.model_name}: greedy generation with the KV cache differs from generation "
-        f"without it (check generation_kv_cache: {found['detail']}); uncached generation is "
-        "now this model's default (pass use_past_kv_cache=True to override).",
-        stacklevel=3,
-    )
-    return True
+    agrees = bool(found["passed"])
+    try:
+        setattr(model, _KV_CACHE_ATTR, agrees)
+    except AttributeError:  # a model that refuses new attributes is checked from disk
+        pass
+    if not agrees and path.name not in _WARNED:
+        _WARNED.add(path.name)
+        warnings.warn(
+            f"{model.cfg.model_name}: greedy generation with the KV cache differs from "
+            f"generation without it (check generation_kv_cache: {found['detail']}); "
+            "tl_localize generates without the cache for this model. Pass "
+            "use_past_kv_cache=False to model.generate() yourself.",
+            stacklevel=3,
+        )
+    return agrees
 
 
 _FINGERPRINT_ATTR = "_tl_localize_fingerprint"
@@ -736,3 +807,13 @@ def hf_tokenizer(model: Model) -> Any:
             "TransformerBridge.boot_native(cfg, tokenizer=...)."
         )
     return tokenizer
+
+
+def __getattr__(name: str) -> Any:
+    if name == "default_to_uncached_generation":
+        raise ImportError(
+            "tl_localize.models.default_to_uncached_generation was removed: load_model no "
+            "longer replaces model.generate. Use kv_cache_agrees(model) to choose "
+            "use_past_kv_cache= where you generate."
+        )
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
