@@ -10,6 +10,7 @@ damaged cache entry is detected and rebuilt instead of used.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import json
