@@ -516,7 +516,7 @@ def _common(parser: argparse.ArgumentParser, *, model: bool = True) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .localize import PRESETS
+    from .options import PRESETS  # light modules: no model code until a command runs
     from .sites import SITES
     from .tasks import TASKS, attributable
 
