@@ -106,7 +106,7 @@ class BrainData:
         texts = df[sentence]
         valid_text = texts.map(lambda t: isinstance(t, str) and bool(t.strip())).to_numpy()
         keep = finite & valid_text
-        if (~keep).any():
+        if (~keep).any() and keep.any():  # none left: the error below says it all
             warnings.warn(
                 f"Dropped {int((~finite).sum())} row(s) with NaN or infinite responses and "
                 f"{int((finite & ~valid_text).sum())} with an empty sentence; "
