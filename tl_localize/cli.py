@@ -538,11 +538,17 @@ def _show_warning(
         stream.write(f"tl-localize: warning: {text}{where}\n")
 
 
+_DEPRECATIONS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+_OWN = r"(tl_localize|__main__)\b"  # warnings raised on behalf of the toolkit's own code
+
+
 @contextlib.contextmanager
 def _warnings_and_logs(args: argparse.Namespace) -> Iterator[None]:
-    """For the duration of a command: warnings one line each (none with ``--quiet``), the
-    toolkit's deprecations shown (Python hides them outside ``__main__``), and with
-    ``--quiet`` no log record below an error. Everything is restored afterwards."""
+    """For the duration of a command: warnings one line each (none with ``--quiet``); the
+    toolkit's deprecations shown (Python hides them outside ``__main__``) and third-party
+    ones (transformers telling TransformerLens of a renamed argument) only with
+    ``--verbose``; with ``--quiet`` no log record below an error. Everything is restored
+    afterwards."""
     quiet, verbose = getattr(args, "quiet", False), getattr(args, "verbose", False)
     disabled = logging.root.manager.disable
     with warnings.catch_warnings():
@@ -556,7 +562,11 @@ def _warnings_and_logs(args: argparse.Namespace) -> Iterator[None]:
             warnings.simplefilter("ignore")
             logging.disable(logging.WARNING)
         else:
-            warnings.filterwarnings("default", category=DeprecationWarning, module="tl_localize")
+            for category in _DEPRECATIONS:
+                if not verbose:  # a third party's notice to the code that calls it
+                    warnings.filterwarnings("ignore", category=category)
+                # the toolkit's own (a flag going away) are the user's to act on
+                warnings.filterwarnings("default", category=category, module=_OWN)
         try:
             yield
         finally:
