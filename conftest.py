@@ -117,9 +117,9 @@ def pytest_configure(config):
     import os
 
     if os.environ.get("TL_LOCALIZE_TEST_BF16_FAST") == "1":
-        import tl_localize.models
+        import tl_localize.options
 
-        tl_localize.models.bf16_is_fast = lambda device=None: True
+        tl_localize.options.bf16_is_fast = lambda device=None: True
 
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / "shared" / "data"

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import tl_localize.models as models
+import tl_localize.options as options
 from conftest import TOY_PAIRS, save_tiny_hf
 from tl_localize import (
     BrainData,
@@ -37,7 +38,7 @@ WORDS = "the a cat dog sat ran on in mat park red big small fox hen owl".split()
 @pytest.fixture
 def bf16_fast(monkeypatch):
     """``dtype="auto"`` answers as on a machine that computes bfloat16 fast."""
-    monkeypatch.setattr(models, "bf16_is_fast", lambda device=None: True)
+    monkeypatch.setattr(options, "bf16_is_fast", lambda device=None: True)
     assert resolve_dtype("auto") == torch.bfloat16
 
 

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -136,8 +138,10 @@ def test_bad_brain_data(tiny, make_tiny, planted):
     constant = pd.DataFrame({"Sentence": ["a", "b", "c"], "EffectSize": [1.0, 1.0, 1.0]})
     with pytest.raises(LocalizeError, match="same value in every usable row"):
         BrainData.from_frame(constant)
-    with pytest.raises(LocalizeError, match="No usable rows"):
-        BrainData.from_frame(constant.assign(EffectSize=np.nan), dropna=True)
+    with warnings.catch_warnings():  # the error alone: no warning about dropped rows first
+        warnings.simplefilter("error")
+        with pytest.raises(LocalizeError, match="No usable rows"):
+            BrainData.from_frame(constant.assign(EffectSize=np.nan), dropna=True)
     other = make_tiny(n_layers=2, name="other")
     with pytest.raises(LocalizeError, match="made for 'tiny'"):
         brain_alignment(other, units, planted[0], match="uniform", progress=False)

@@ -5,6 +5,7 @@ with the embedded default model among them (``model`` tier)."""
 
 import io
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -189,6 +190,24 @@ def test_a_study_runs_resumes_and_reports(tmp_path, small_contrast, tiny_hf, cap
     again = run_study(tmp_path / "study.toml", out, progress=False)
     assert again.run_counts["loads"] == {} and again.run_counts["ran"] == []
     assert time.perf_counter() - start < 60  # (generous: the benchmark measures it)
+    # status and the re-run as a user runs them (fresh processes) import no model code, and
+    # the re-run keeps the tables it would make again
+    tables = {name: (out / name).stat().st_mtime_ns for name in ("results.csv", "verdicts.csv")}
+    probe = (
+        "import sys; from tl_localize.cli import main; code = main(sys.argv[1:]); "
+        "print([m for m in ('torch', 'transformers', 'transformer_lens') if m in sys.modules]); "
+        "sys.exit(code)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    show = ["study", "status", str(out)]
+    rerun = ["study", "run", str(tmp_path / "study.toml"), "--out", str(out)]
+    for command in (show, rerun):
+        argv = [sys.executable, "-c", probe, *command]
+        run = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, env=env)
+        assert run.returncode == 0 and run.stderr == "", run.stderr
+        assert run.stdout.splitlines()[-1] == "[]", run.stdout
+    assert "ran 0 job(s)" in run.stdout and "model loads {}" in run.stdout
+    assert tables == {name: (out / name).stat().st_mtime_ns for name in tables}
     # status and report from the command line
     assert main(["study", "status", str(out)]) == 0
     assert "done" in capsys.readouterr().out

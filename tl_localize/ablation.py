@@ -32,6 +32,7 @@ from ._compat import deprecated_positional
 from .activations import iter_pooled, token_batches
 from .errors import LocalizeError, check_int
 from .models import hf_tokenizer, kv_cache_agrees
+from .options import METHODS
 from .protocol import Hook, Model
 from .sites import get_site
 from .units import Units
@@ -47,8 +48,6 @@ __all__ = [
     "resample_pool",
     "unit_means",
 ]
-
-METHODS = ("zero", "mean", "resample")
 
 
 def _reference_texts(texts: Sequence[str], what: str) -> list[str]:

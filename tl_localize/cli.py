@@ -8,25 +8,43 @@ never leaves a folder that looks complete; ``--force`` replaces a folder only if
 results folder of this toolkit (see :func:`tl_localize.results.check_output`).
 
 Exit statuses: 0 success; 1 an internal error (a bug: please report it, with the
-traceback); 2 a problem with the input, said in one line; 130 interrupted.
+traceback); 2 a problem with the input, said in one line; 130 interrupted; 141 the output
+was closed early (``| head``), as for any command stopped by SIGPIPE, with nothing on stderr.
+
+What a command prints on stderr: its own progress bars, and each warning as one line
+(``tl-localize: warning: ...``). Third-party load messages and progress bars (transformers,
+huggingface_hub) are off unless ``--verbose`` (which also says where each warning came
+from); ``--quiet`` leaves only errors: no progress bars, no warnings. Every command takes
+both. Starting the command line imports no model code (torch, transformers,
+TransformerLens): each command imports what it needs when it runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
+import logging
+import os
 import random
 import shlex
 import sys
 import time
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from .errors import LocalizeError, check_int
 
-__all__ = ["EXIT_INPUT", "EXIT_INTERRUPTED", "build_parser", "main"]
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
+
+__all__ = ["EXIT_BROKEN_PIPE", "EXIT_INPUT", "EXIT_INTERRUPTED", "build_parser", "main"]
 
 EXIT_INPUT = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a command that signal ended
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,6 +52,11 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise LocalizeError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+    def print_help(self, file: SupportsWrite[str] | None = None) -> None:
+        """As argparse's, but an output closed early (``--help | head -1``) is not ignored:
+        ``main`` ends as it does for any command whose output is closed."""
+        (file if file is not None else sys.stdout).write(self.format_help())
 
 
 def _command(args: argparse.Namespace) -> str:
@@ -84,7 +107,9 @@ def _loading(args: argparse.Namespace) -> dict[str, Any]:
 def _model(args: argparse.Namespace) -> Any:
     from .models import load_model
 
-    return load_model(args.model, **_loading(args))
+    options = _loading(args)
+    with _quiet_loading(args, now=True):
+        return load_model(args.model, **options)
 
 
 def _record(
@@ -474,11 +499,12 @@ def _cmd_check_model(args: argparse.Namespace) -> int:
 def _cmd_study_run(args: argparse.Namespace) -> int:
     from .study import run_study
 
-    result = run_study(
-        args.spec, args.out, executor=args.executor, address=args.address,
-        max_parallel=args.max_parallel, retry_failed=args.retry_failed, force=args.force,
-        progress=not args.quiet,
-    )  # fmt: skip
+    with _quiet_loading(args):  # models load inside, if any job is left to run
+        result = run_study(
+            args.spec, args.out, executor=args.executor, address=args.address,
+            max_parallel=args.max_parallel, retry_failed=args.retry_failed, force=args.force,
+            progress=not args.quiet,
+        )  # fmt: skip
     counts = result.run_counts
     status = result.status()["status"].value_counts().to_dict()
     print(
@@ -554,6 +580,141 @@ def _loading_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# -- what a command prints besides its results --------------------------------------------
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+    *,
+    verbose: bool = False,
+) -> None:
+    """A warning as one line, ``tl-localize: warning: MESSAGE`` (with ``--verbose`` its
+    category and where it was raised), without the source line Python adds."""
+    text = " ".join(str(message).split())
+    where = f" ({category.__name__} at {filename}:{lineno})" if verbose else ""
+    stream = file if file is not None else sys.stderr
+    with contextlib.suppress(OSError, ValueError):  # stderr closed: the warning is lost
+        stream.write(f"tl-localize: warning: {text}{where}\n")
+
+
+_DEPRECATIONS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+_OWN = r"(tl_localize|__main__)\b"  # warnings raised on behalf of the toolkit's own code
+
+
+@contextlib.contextmanager
+def _warnings_and_logs(args: argparse.Namespace) -> Iterator[None]:
+    """For the duration of a command: warnings one line each (none with ``--quiet``); the
+    toolkit's deprecations shown (Python hides them outside ``__main__``) and third-party
+    ones (transformers telling TransformerLens of a renamed argument) only with
+    ``--verbose``; with ``--quiet`` no log record below an error. Everything is restored
+    afterwards."""
+    quiet, verbose = getattr(args, "quiet", False), getattr(args, "verbose", False)
+    disabled = logging.root.manager.disable
+    with warnings.catch_warnings():
+
+        def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
+                 line: str | None = None) -> None:  # fmt: skip
+            _show_warning(message, category, filename, lineno, file, line, verbose=verbose)
+
+        warnings.showwarning = show
+        if quiet:
+            warnings.simplefilter("ignore")
+            logging.disable(logging.WARNING)
+        else:
+            for category in _DEPRECATIONS:
+                if not verbose:  # a third party's notice to the code that calls it
+                    warnings.filterwarnings("ignore", category=category)
+                # the toolkit's own (a flag going away) are the user's to act on
+                warnings.filterwarnings("default", category=category, module=_OWN)
+        try:
+            yield
+        finally:
+            logging.disable(disabled)
+
+
+# environment variables that transformers and huggingface_hub read when they are imported
+_QUIET_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error"}
+
+
+@contextlib.contextmanager
+def _quiet_loading(args: argparse.Namespace, *, now: bool = False) -> Iterator[None]:
+    """Third-party load messages and progress bars off (unless ``--verbose``):
+    transformers' logging below errors and its bars ("Loading weights"), huggingface_hub's
+    bars and, for a GGUF model, the bar of transformers' GGUF conversion ("Converting ...").
+
+    Libraries not imported yet are told through the environment variables they read when
+    imported (``HF_HUB_DISABLE_PROGRESS_BARS``, ``TRANSFORMERS_VERBOSITY``), so a command
+    that loads no model imports none of them; ``now=True`` (a model loads at once, and
+    imports transformers anyway) imports them and uses their own switches. Everything is
+    restored afterwards."""
+    if getattr(args, "verbose", False):
+        yield
+        return
+    saved_env = {name: os.environ.get(name) for name in _QUIET_ENV}
+    os.environ.update(_QUIET_ENV)
+    undo: list[Callable[[], None]] = []
+    if now:
+        import huggingface_hub.utils  # noqa: F401  (imported by transformers in any case)
+        import transformers.utils.logging  # noqa: F401
+    hf_logging = sys.modules.get("transformers.utils.logging")
+    if hf_logging is not None:
+        level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        undo.append(lambda: hf_logging.set_verbosity(level))
+        if bars:
+            undo.append(hf_logging.enable_progress_bar)
+    hub = sys.modules.get("huggingface_hub.utils")
+    if hub is not None and not hub.are_progress_bars_disabled():
+        hub.disable_progress_bars()
+        undo.append(hub.enable_progress_bars)
+    model = getattr(args, "model", None)
+    if now and (model is None or str(model).endswith(".gguf")):
+        with contextlib.suppress(ImportError):  # no gguf package: no conversion to silence
+            import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+            bar = gguf_utils.tqdm  # a plain tqdm, outside transformers' own switch
+            setattr(gguf_utils, "tqdm", functools.partial(bar, disable=True))  # noqa: B010
+            undo.append(lambda: setattr(gguf_utils, "tqdm", bar))
+    try:
+        yield
+    finally:
+        for step in reversed(undo):
+            step()
+        for name, before in saved_env.items():
+            if before is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = before
+
+
+def _end_quietly_on_closed_output() -> int:
+    """The reader of stdout went away (``| head``): point stdout at /dev/null so that the
+    final flush cannot fail again, and end as a command stopped by SIGPIPE would, with
+    nothing on stderr (the Python documentation's "Note on SIGPIPE")."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # no real stdout (tests)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return EXIT_BROKEN_PIPE
+
+
+def _output_flags(parser: argparse.ArgumentParser) -> None:
+    """``--quiet`` and ``--verbose``, on every command."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--quiet", action="store_true", help="errors only: no progress bars, no warnings"
+    )
+    group.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also third-party load messages and progress bars, and where each warning came from",
+    )
+
+
 def _common(parser: argparse.ArgumentParser, *, model: bool = True) -> None:
     if model:
         parser.add_argument(
@@ -568,11 +729,10 @@ def _common(parser: argparse.ArgumentParser, *, model: bool = True) -> None:
         action="store_true",
         help="replace --out if it is a results folder of tl_localize holding nothing else",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .localize import PRESETS
+    from .options import PRESETS  # light modules: no model code until a command runs
     from .sites import SITES
     from .tasks import TASKS, attributable
 
@@ -704,7 +864,6 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run in a folder holding another study; load models estimated not to fit",
     )
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=_cmd_study_run)
     status = study_sub.add_parser("status", help="every job: done, running, failed, pending")
     status.add_argument("out", help="a study folder")
@@ -716,17 +875,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     tasks = sub.add_parser("tasks", help="list the registered tasks")
     tasks.set_defaults(func=_cmd_tasks)
+    for command in (loc, abl, brain, att, rep, chk, run, status, report, tasks):
+        _output_flags(command)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = build_parser().parse_args(argv)
-        args.argv = argv
-        if hasattr(args, "device"):  # a model-loading command: its placement, first
-            _loading(args)
-        return int(args.func(args))
+        try:
+            args = build_parser().parse_args(argv)  # --help prints and exits here
+            args.argv = argv
+            if hasattr(args, "device"):  # a model-loading command: its placement, first
+                _loading(args)
+            with _warnings_and_logs(args):
+                return int(args.func(args))
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+    except BrokenPipeError:
+        return _end_quietly_on_closed_output()
     except LocalizeError as error:
         message = " ".join(str(error).split())  # one line, whatever the message's layout
         print(f"tl-localize: error: {message}", file=sys.stderr)

