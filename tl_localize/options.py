@@ -21,6 +21,7 @@ from typing import Any
 from .errors import LocalizeError
 
 __all__ = [
+    "ADJUSTMENTS",
     "BLOCKED",
     "DEFAULT_MATCH",
     "DEFAULT_MODEL_FILE",
@@ -56,6 +57,13 @@ PRESETS: dict[str, dict[str, Any]] = {
 # verdicts of a task whose intact model leaves nothing to break (at chance) or every set at
 # 100% (at ceiling): no effect is reported for it (tl_localize.compare)
 BLOCKED = ("at chance", "at ceiling")
+# ways to adjust a family of p-values (statsmodels' names) and what each controls
+# (tl_localize.stats.adjust_p)
+ADJUSTMENTS: dict[str, str] = {
+    "holm": "Holm's step-down method (family-wise error rate)",
+    "fdr_bh": "Benjamini-Hochberg (false discovery rate)",
+    "none": "no adjustment (each comparison at its own p)",
+}
 # ablation methods (tl_localize.ablation)
 METHODS = ("zero", "mean", "resample")
 

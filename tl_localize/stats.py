@@ -18,12 +18,7 @@ from jaxtyping import Float, Int
 from scipy import stats as sps
 from torch import Tensor
 
-# ways to adjust a family of p-values (statsmodels' names) and what each controls
-ADJUSTMENTS: dict[str, str] = {
-    "holm": "Holm's step-down method (family-wise error rate)",
-    "fdr_bh": "Benjamini-Hochberg (false discovery rate)",
-    "none": "no adjustment (each comparison at its own p)",
-}
+from .options import ADJUSTMENTS
 
 __all__ = [
     "ADJUSTMENTS",

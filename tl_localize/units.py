@@ -397,6 +397,7 @@ _ARGUMENTS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "model_name": ((str, type(None)), "the model's name (model.cfg.model_name)"),
     "fingerprint": ((str, type(None)), "a weights fingerprint (a string) or None"),
     "model": ((str, type(None)), "the model's name"),
+    "dtype": ((str, type(None)), "the dtype's name ('float32', 'bfloat16') or None"),
 }
 
 

@@ -54,9 +54,16 @@ from typing import Any
 
 from ..contrast import BUILTINS, POOLINGS
 from ..errors import LocalizeError
-from ..options import DEFAULT_MATCH, DEFAULT_N_RANDOM, DTYPE_NAMES, MATCHES, METHODS, PRESETS
+from ..options import (
+    ADJUSTMENTS,
+    DEFAULT_MATCH,
+    DEFAULT_N_RANDOM,
+    DTYPE_NAMES,
+    MATCHES,
+    METHODS,
+    PRESETS,
+)
 from ..sites import SITES
-from ..stats import ADJUSTMENTS
 from ..tasks import TASKS
 
 __all__ = [
