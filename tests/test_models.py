@@ -181,3 +181,26 @@ def test_two_loads_at_once_build_the_cache_once(tmp_path, monkeypatch):
         thread.join()
     assert state == {"active": 0, "most": 1, "writes": 1}
     assert len(found) == 2 and found[0] == found[1] and models._cache_is_valid(found[0])
+
+
+def test_a_written_cache_entry_is_valid_at_once(tmp_path, monkeypatch):
+    """The manifest lists the model's files only: a fresh entry is a cache hit next time
+    (it once listed the writer's hidden mark, removed when the folder was put in place, so
+    every load de-quantized the model again). transformers' GGUF reading stands aside: the
+    tiny model is read from its folder instead."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from conftest import save_tiny_hf
+
+    hf = save_tiny_hf(tmp_path / "hf", "llama")
+    folder = tmp_path / "cache" / "entry"
+    real_model = AutoModelForCausalLM.from_pretrained
+    real_tokenizer = AutoTokenizer.from_pretrained
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained",
+                        lambda *a, **k: real_model(hf, dtype=torch.float32))  # fmt: skip
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", lambda *a, **k: real_tokenizer(hf))
+    models._write_cache(tmp_path / "x.gguf", folder, "0" * 64)
+    manifest = json.loads((folder / models._MANIFEST).read_text())
+    assert "model.safetensors" in manifest["files"]
+    assert not [name for name in manifest["files"] if name.startswith(".")]
+    assert models._cache_is_valid(folder)
