@@ -431,7 +431,7 @@ def test_memory_is_estimated_and_a_model_that_cannot_fit_is_refused(
         run_study(study, tmp_path / "s", progress=False)
 
 
-def test_memory_estimate_grows_with_the_batch_the_tokens_and_the_shape(tiny_hf):
+def test_memory_estimate_grows_with_the_batch_the_tokens_and_the_shape(tiny_hf, tmp_path):
     from tl_localize.study import ModelSpec, estimate_memory
     from tl_localize.study.runner import _read_size
 
@@ -450,6 +450,15 @@ def test_memory_estimate_grows_with_the_batch_the_tokens_and_the_shape(tiny_hf):
     gpt2 = _read_size(ModelSpec(label="gpt2", spec=str(tiny_hf["gpt2"])))
     assert gpt2 is not None  # GPT-2 names its sizes n_embd, n_layer, n_head; MLP 4 x width
     assert (gpt2["d_model"], gpt2["d_mlp"], gpt2["n_layers"], gpt2["n_heads"]) == (48, 192, 3, 4)
+    # tied input and output embeddings (as in SmolLM2) count once
+    from transformers import LlamaConfig
+
+    LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=4, tie_word_embeddings=True,
+                architectures=["LlamaForCausalLM"]).save_pretrained(tmp_path / "tied")  # fmt: skip
+    tied = _read_size(ModelSpec(label="tied", spec=str(tmp_path / "tied")))
+    per_layer = 4 * 32 * 32 + 3 * 32 * 64 + 2 * 32
+    assert tied is not None and tied["parameters"] == 100 * 32 + 2 * per_layer + 32
 
 
 @pytest.mark.model

@@ -172,6 +172,7 @@ def _read_size(spec: ModelSpec) -> dict[str, int] | None:
         config = AutoConfig.from_pretrained(folder)
         with init_empty_weights():
             empty = AutoModelForCausalLM.from_config(config)
+        empty.tie_weights()  # tied embeddings count once (from_config leaves them apart)
         text = config.get_text_config()
 
         def first(*names: str) -> int | None:
