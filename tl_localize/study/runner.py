@@ -223,8 +223,8 @@ def estimate_memory(spec: ModelSpec, batch_size: int = 32, tokens: int = 128) ->
       copies, one block's intermediates, attention scores), plus pooled activations and
       running moments (``n_layers x d_model x (4 batch + 64)``).
 
-    Within 25% of the measured peak for random-init models of SmolLM2-135M's, 360M's and
-    1.7B's shapes in float32 and bfloat16 (``benchmarks/scale.py``, docs/benchmarks.md).
+    Within 2% of the peak resident set measured for random-init models of SmolLM2-135M's,
+    360M's and 1.7B's shapes in float32 (``benchmarks/scale.py``, docs/benchmarks.md).
     ``parameters`` (and so ``needed_bytes`` and ``fits``) is None where the size cannot be
     read offline (a hub name).
     """
