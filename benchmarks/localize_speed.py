@@ -2,26 +2,30 @@
 
 Each variant runs in a fresh subprocess; peak memory is the growth of the resident set over
 the loaded model (the kernel's high-water mark is reset after loading, via
-/proc/self/clear_refs). Prints a markdown table; ratios are against the first row, measured
-in the same run.
+/proc/self/clear_refs). Prints a markdown table; each variant's time is given against the
+bare forward of its own dtype (``hf_floor`` or ``hf_floor_bf16``) and against the float32
+floor, both measured in the same run.
 
-    python benchmarks/localize_speed.py            # all variants (about 8 minutes, 2 cores)
+    python benchmarks/localize_speed.py            # all variants (about 12 minutes, 2 cores)
     python benchmarks/localize_speed.py --quick    # skip the 4800-stimulus run
     python benchmarks/localize_speed.py --only hf_floor,preset,preset_exact
+    python benchmarks/localize_speed.py --only hf_floor,hf_floor_bf16,localize,localize_bf16 --n 96
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _common import language_contrast, reset_peak, rss_kib, run_fresh
+
 VARIANTS = {
     "hf_floor": "plain batched HF forward (the floor; batch 32, full model)",
+    "hf_floor_bf16": "plain batched HF forward, model loaded in bfloat16 (its own floor)",
     "localize": "localize, defaults (batch 32, no truncation)",
     "preset": "localize, preset='alkhamissi2025' (batched: 32, length-sorted, right-padded)",
     "preset_exact": "localize, preset='alkhamissi2025', batch_size=1 (the exact mode)",
@@ -32,14 +36,7 @@ VARIANTS = {
 SAVE = Path(tempfile.gettempdir()) / "tl_localize_localize_speed"
 
 
-def _rss_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(field)
-
-
-def run_variant(name: str) -> dict:
+def run_variant(name: str, n: int | None = None) -> dict:
     import numpy as np
     import torch
     from scipy import stats as sps
@@ -47,16 +44,17 @@ def run_variant(name: str) -> dict:
     from tl_localize import Contrast, load_model, localize
     from tl_localize.activations import token_batches
 
-    model = load_model(dtype="bfloat16" if name == "localize_bf16" else "float32")
-    contrast = Contrast.builtin("language")
+    bf16 = name.endswith("_bf16")
+    model = load_model(dtype="bfloat16" if bf16 else "float32", device="cpu")
+    contrast = language_contrast(n)
     texts = contrast.positive + contrast.negative
     with torch.no_grad():  # warm-up
         model.original_model(**model.hf_tokenizer(texts[:2], return_tensors="pt", padding=True))
-    Path("/proc/self/clear_refs").write_text("5")
-    base = _rss_kib("VmRSS")
+    reset_peak()
+    base = rss_kib("VmRSS")
     start = time.perf_counter()
     loc = None
-    if name == "hf_floor":
+    if name in ("hf_floor", "hf_floor_bf16"):
         with torch.no_grad():
             for batch in token_batches(model, texts, batch_size=32):
                 model.original_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
@@ -85,7 +83,7 @@ def run_variant(name: str) -> dict:
                 )
             )
         acts = {}
-        for cond in ("sentences", "nonwords"):
+        for cond in (contrast.positive_condition, contrast.negative_condition):
             rows = []
             for text in contrast.conditions[cond]:
                 enc = tok(text, truncation=True, max_length=12, return_tensors="pt")
@@ -93,14 +91,12 @@ def run_variant(name: str) -> dict:
                     hf(**enc)
                 rows.append(np.stack([store[i][0, -1].double().numpy() for i in range(len(store))]))
             acts[cond] = np.stack(rows)
-        t = sps.ttest_ind(
-            np.abs(acts["sentences"]), np.abs(acts["nonwords"]), axis=0, equal_var=False
-        ).statistic
+        t = sps.ttest_ind(*(np.abs(a) for a in acts.values()), axis=0, equal_var=False).statistic
         np.argsort(-t.reshape(-1))[: int(0.01 * t.size)]
     else:
         raise SystemExit(f"unknown variant {name}")
     seconds = time.perf_counter() - start
-    peak = _rss_kib("VmHWM")
+    peak = rss_kib("VmHWM")
     if loc is not None:  # kept for the agreement columns
         SAVE.mkdir(exist_ok=True)
         np.savez(SAVE / f"{name}.npz", t=loc.stats["t"].numpy(), mask=loc.units.mask.numpy())
@@ -119,39 +115,49 @@ def _agreement(a: str, b: str) -> str:
     )
 
 
+def _floor_of(variant: str) -> str:
+    return "hf_floor_bf16" if variant.endswith("_bf16") else "hf_floor"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="skip the 4800-stimulus run")
     parser.add_argument("--only", default=None, help="a comma list of variants")
+    parser.add_argument(
+        "--n", type=int, default=None, help="the first N/2 stimuli of each condition (all: 480)"
+    )
     args = parser.parse_args()
     if args.variant:
-        print(json.dumps(run_variant(args.variant)))
+        print(json.dumps(run_variant(args.variant, args.n)))
         return
     names = [n for n in VARIANTS if not (args.quick and n == "localize_x10")]
     if args.only:
         names = [n for n in names if n in args.only.split(",")]
-    results = []
+    results = {}
     for name in names:
-        out = subprocess.run(
-            [sys.executable, __file__, "--variant", name], capture_output=True, text=True
-        )
-        if out.returncode:
-            raise SystemExit(out.stderr)
-        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        print(f"  {name}: {results[-1]['seconds']:.1f} s", file=sys.stderr)
-    floor = results[0]["seconds"]
-    print("| variant | what | time (s) | x floor | peak extra memory (MiB) |")
-    print("|---|---|---|---|---|")
-    for r in results:
+        extra = () if args.n is None else ("--n", str(args.n))
+        results[name] = run_fresh(__file__, name, *extra)
+        print(f"  {name}: {results[name]['seconds']:.1f} s", file=sys.stderr)
+
+    def ratio(name: str, floor: str) -> str:
+        if floor not in results:
+            return "-"
+        return f"{results[name]['seconds'] / results[floor]['seconds']:.2f}"
+
+    print(
+        "| variant | what | time (s) | x own-dtype floor | x float32 floor "
+        "| peak extra memory (MiB) |"
+    )
+    print("|---|---|---|---|---|---|")
+    for name, r in results.items():
         print(
-            f"| {r['variant']} | {VARIANTS[r['variant']]} | {r['seconds']:.1f} | "
-            f"{r['seconds'] / floor:.2f} | {r['peak_extra_mib']:.0f} |"
+            f"| {name} | {VARIANTS[name]} | {r['seconds']:.1f} | {ratio(name, _floor_of(name))} | "
+            f"{ratio(name, 'hf_floor')} | {r['peak_extra_mib']:.0f} |"
         )
     print()
-    done = {r["variant"] for r in results}
     for a, b in (("preset", "preset_exact"), ("localize_bf16", "localize")):
-        if {a, b} <= done:
+        if {a, b} <= results.keys():
             print(f"- {_agreement(a, b)}")
 
 

@@ -460,16 +460,72 @@ def test_memory_is_estimated_and_a_model_that_cannot_fit_is_refused(
 ):
     import psutil
 
+    import tl_localize.models as models
     import tl_localize.study.worker as worker
     from tl_localize.study import ModelSpec, estimate_memory
 
-    estimate = estimate_memory(ModelSpec(label="llama", spec=str(tiny_hf["llama"])))
+    spec_ = ModelSpec(label="llama", spec=str(tiny_hf["llama"]))
+    estimate = estimate_memory(spec_)
     model = load_model(tiny_hf["llama"], check_generation=False)
     assert estimate["parameters"] == sum(p.numel() for p in model.original_model.parameters())
-    assert estimate["weights_bytes"] == 4 * estimate["parameters"]  # float32 here
+    element = torch.tensor([], dtype=models.resolve_dtype("auto")).element_size()
+    assert estimate["dtype"] == str(models.resolve_dtype("auto")).removeprefix("torch.")
+    assert estimate["weights_bytes"] == element * estimate["parameters"]
+    assert estimate["needed_bytes"] == (
+        estimate["baseline_bytes"] + estimate["weights_bytes"] + estimate["activation_bytes"]
+    )
     assert estimate["fits"] is True
+    # where "auto" resolves to bfloat16 (a GPU, a CPU with AMX), weights count 2 bytes
+    monkeypatch.setattr(models, "bf16_is_fast", lambda device=None: True)
+    bf16 = estimate_memory(spec_)
+    assert bf16["dtype"] == "bfloat16"
+    assert bf16["weights_bytes"] == 2 * bf16["parameters"]
+    assert bf16["activation_bytes"] < estimate["activation_bytes"] or element == 2
     monkeypatch.setattr(psutil, "virtual_memory", lambda: type("m", (), {"available": 1000})())
     monkeypatch.setattr(worker, "load_model", lambda *a, **k: pytest.fail("a model loaded"))
     study = Study.from_dict(spec(tiny_models(tiny_hf)[:1], small_contrast))
     with pytest.raises(LocalizeError, match=r"models\['llama'\] needs about .* cannot load"):
         run_study(study, tmp_path / "s", progress=False)
+
+
+def test_memory_estimate_grows_with_the_batch_the_tokens_and_the_shape(tiny_hf, tmp_path):
+    from tl_localize.study import ModelSpec, estimate_memory
+    from tl_localize.study.runner import _read_size
+
+    spec_ = ModelSpec(label="llama", spec=str(tiny_hf["llama"]), dtype="float32")
+    size = _read_size(spec_)
+    # the tiny Llama of conftest.save_tiny_hf: width 32, MLP 64, 2 layers, 4 heads
+    assert size is not None
+    assert {k: size[k] for k in ("d_model", "d_mlp", "n_layers", "n_heads")} == {
+        "d_model": 32, "d_mlp": 64, "n_layers": 2, "n_heads": 4
+    }  # fmt: skip
+    one = estimate_memory(spec_, batch_size=1, tokens=10)["activation_bytes"]
+    per_position = size["vocab"] * 12 + 32 * 20 + 64 * 12 + 4 * 10 * 8
+    assert one == 10 * per_position + 2 * 32 * (4 + 64)
+    assert estimate_memory(spec_, batch_size=8, tokens=10)["activation_bytes"] > 7 * one
+    assert estimate_memory(spec_, batch_size=1, tokens=40)["activation_bytes"] > 4 * one
+    gpt2 = _read_size(ModelSpec(label="gpt2", spec=str(tiny_hf["gpt2"])))
+    assert gpt2 is not None  # GPT-2 names its sizes n_embd, n_layer, n_head; MLP 4 x width
+    assert (gpt2["d_model"], gpt2["d_mlp"], gpt2["n_layers"], gpt2["n_heads"]) == (48, 192, 3, 4)
+    # tied input and output embeddings (as in SmolLM2) count once
+    from transformers import LlamaConfig
+
+    LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=4, tie_word_embeddings=True,
+                architectures=["LlamaForCausalLM"]).save_pretrained(tmp_path / "tied")  # fmt: skip
+    tied = _read_size(ModelSpec(label="tied", spec=str(tmp_path / "tied")))
+    per_layer = 4 * 32 * 32 + 3 * 32 * 64 + 2 * 32
+    assert tied is not None and tied["parameters"] == 100 * 32 + 2 * per_layer + 32
+
+
+@pytest.mark.model
+def test_memory_estimate_reads_the_default_models_gguf_header():
+    from tl_localize.study import ModelSpec, estimate_memory
+    from tl_localize.study.runner import _read_size
+
+    size = _read_size(ModelSpec(label="default"))
+    assert size == {"parameters": size["parameters"], "d_model": 576, "d_mlp": 1536,
+                    "n_layers": 30, "n_heads": 9, "vocab": 49152}  # fmt: skip
+    assert 134e6 < size["parameters"] < 135e6
+    estimate = estimate_memory(ModelSpec(label="default", dtype="float32"))
+    assert estimate["weights_bytes"] == 4 * size["parameters"]

@@ -133,8 +133,16 @@ def _check_folder(study: Study, out: Path, *, force: bool) -> None:
 
 
 # -- memory -----------------------------------------------------------------------------------
-def _parameters(spec: ModelSpec) -> int | None:
-    """The number of parameters, read from the config (no weights loaded), when known."""
+# What a worker process holds besides the model: the interpreter with torch, transformers,
+# TransformerLens and this package imported, a tokenizer and the thread pools (measured
+# 0.61-0.67 GiB on the CPU with a model of 3M parameters); on a GPU, the CUDA context and
+# the kernels' workspace, which come out of the device's free memory.
+BASELINE_BYTES = {"cpu": 600 * 2**20, "cuda": 512 * 2**20}
+
+
+def _read_size(spec: ModelSpec) -> dict[str, int] | None:
+    """The number of parameters and the shape (width, MLP width, layers, heads, vocabulary),
+    read from the config or the GGUF header (no weights loaded), when known."""
     from ..models import default_model_path
 
     source = Path(spec.spec) if spec.spec is not None else default_model_path()
@@ -142,8 +150,22 @@ def _parameters(spec: ModelSpec) -> int | None:
         try:
             from gguf import GGUFReader
 
-            return int(sum(int(t.n_elements) for t in GGUFReader(str(source)).tensors))
-        except (ImportError, OSError, ValueError):
+            reader = GGUFReader(str(source))
+            arch = reader.fields["general.architecture"].contents()
+
+            def field(key: str) -> int:
+                return int(reader.fields[f"{arch}.{key}"].contents())
+
+            d_model = field("embedding_length")
+            return {
+                "parameters": int(sum(int(t.n_elements) for t in reader.tensors)),
+                "d_model": d_model,
+                "d_mlp": field("feed_forward_length"),
+                "n_layers": field("block_count"),
+                "n_heads": field("attention.head_count"),
+                "vocab": len(reader.fields["tokenizer.ggml.tokens"].contents()),
+            }
+        except (ImportError, OSError, ValueError, KeyError, TypeError):
             return None
     folder = source / spec.revision if source.is_dir() and spec.revision else source
     if not folder.is_dir():
@@ -155,38 +177,90 @@ def _parameters(spec: ModelSpec) -> int | None:
         config = AutoConfig.from_pretrained(folder)
         with init_empty_weights():
             empty = AutoModelForCausalLM.from_config(config)
-        return int(sum(p.numel() for p in empty.parameters()))
+        empty.tie_weights()  # tied embeddings count once (from_config leaves them apart)
+        text = config.get_text_config()
+
+        def first(*names: str) -> int | None:
+            found = (getattr(text, name, None) for name in names)
+            return next((int(v) for v in found if v is not None), None)
+
+        d_model = first("hidden_size", "n_embd", "d_model") or 0
+        return {
+            "parameters": int(sum(p.numel() for p in empty.parameters())),
+            "d_model": d_model,
+            "d_mlp": first("intermediate_size", "n_inner", "ffn_dim") or 4 * d_model,
+            "n_layers": first("num_hidden_layers", "n_layer", "num_layers") or 0,
+            "n_heads": first("num_attention_heads", "n_head") or 0,
+            "vocab": first("vocab_size") or 0,
+        }
     except (OSError, ValueError, KeyError):
         return None
 
 
+def _activation_bytes(size: dict[str, int], batch: int, tokens: int, element: int) -> int:
+    """The largest pass of a study over one batch of ``batch x tokens`` positions, in bytes:
+    the logits in the model's dtype with two float32 copies (the scored copy and its
+    log-softmax), one block's intermediates (four residual-width tensors in the dtype and
+    one in float32 inside the norm, three MLP-width tensors) and the attention scores and
+    their softmax in float32; plus the pooled activations of one batch at every layer
+    (float32) and the running moments (eight float64 numbers per unit)."""
+    per_position = (
+        size["vocab"] * (element + 8)
+        + size["d_model"] * (4 * element + 4)
+        + size["d_mlp"] * 3 * element
+        + size["n_heads"] * tokens * 2 * 4
+    )
+    units = size["n_layers"] * size["d_model"]
+    return batch * tokens * per_position + units * (batch * 4 + 8 * 8)
+
+
 def estimate_memory(spec: ModelSpec, batch_size: int = 32, tokens: int = 128) -> dict[str, Any]:
-    """What a model needs: weights (parameters x bytes of the dtype) plus activations for a
-    batch (a rough bound: batch x tokens x 4 bytes x (hidden width x layers + vocabulary)),
-    and what the device has available."""
+    """What a model needs, before it loads, and what the device has available.
+
+    needed = baseline + weights + activations, where
+    - baseline is what a worker holds besides the model (:data:`BASELINE_BYTES`: 600 MiB of
+      interpreter, libraries and tokenizer on the CPU; 512 MiB of CUDA context on a GPU);
+    - weights are the parameters (counted from the config or the GGUF header, no weights
+      read) times the bytes of the dtype that ``spec.dtype`` resolves to on ``spec.device``;
+    - activations are the largest pass over one batch of ``batch_size`` texts of ``tokens``
+      tokens: ``batch x tokens x (vocab x (e + 8) + d_model x (4e + 4) + d_mlp x 3e +
+      heads x tokens x 8)`` bytes for an element size ``e`` (logits and their float32
+      copies, one block's intermediates, attention scores), plus pooled activations and
+      running moments (``n_layers x d_model x (4 batch + 64)``).
+
+    Within 2% of the peak resident set measured for random-init models of SmolLM2-135M's,
+    360M's and 1.7B's shapes in float32 (``benchmarks/scale.py``, docs/benchmarks.md).
+    ``parameters`` (and so ``needed_bytes`` and ``fits``) is None where the size cannot be
+    read offline (a hub name).
+    """
     import psutil  # type: ignore[import-untyped]
     import torch
 
     from ..models import resolve_dtype
 
     dtype = resolve_dtype(spec.dtype, spec.device)
-    n_params = _parameters(spec)
-    weights = None if n_params is None else n_params * torch.tensor([], dtype=dtype).element_size()
-    activations = batch_size * tokens * 4 * 60_000  # width x layers + vocabulary, upper-ish
+    element = torch.tensor([], dtype=dtype).element_size()
+    size = _read_size(spec)
+    n_params = None if size is None else size["parameters"]
+    weights = None if n_params is None else n_params * element
+    activations = 0 if size is None else _activation_bytes(size, batch_size, tokens, element)
     device = spec.device or "cpu"
+    on_cuda = device.startswith("cuda")
+    baseline = BASELINE_BYTES["cuda" if on_cuda else "cpu"]
     if spec.device_map is not None:
         available = None  # placement is accelerate's; offloading makes it fit
-    elif device.startswith("cuda") and torch.cuda.is_available():
+    elif on_cuda and torch.cuda.is_available():
         available = int(torch.cuda.mem_get_info(torch.device(device))[0])
     else:
         available = int(psutil.virtual_memory().available)
-    needed = None if weights is None else weights + activations
+    needed = None if weights is None else baseline + weights + activations
     return {
         "model": spec.label,
         "parameters": n_params,
         "dtype": str(dtype).removeprefix("torch."),
         "weights_bytes": weights,
         "activation_bytes": activations,
+        "baseline_bytes": baseline,
         "needed_bytes": needed,
         "available_bytes": available,
         "fits": None if needed is None or available is None else needed <= available,
