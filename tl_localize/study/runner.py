@@ -244,7 +244,7 @@ def estimate_memory(spec: ModelSpec, batch_size: int = 32, tokens: int = 128) ->
     n_params = None if size is None else size["parameters"]
     weights = None if n_params is None else n_params * element
     activations = 0 if size is None else _activation_bytes(size, batch_size, tokens, element)
-    device = spec.device or "cpu"
+    device = spec.device or ("cuda" if torch.cuda.is_available() else "cpu")  # None: auto
     on_cuda = device.startswith("cuda")
     baseline = BASELINE_BYTES["cuda" if on_cuda else "cpu"]
     if spec.device_map is not None:
