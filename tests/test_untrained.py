@@ -91,3 +91,29 @@ def test_the_default_models_untrained_twin(default_model):
     frame = check_model(twin, generation=False)
     row = frame.set_index("check").loc["logits_vs_transformers"]
     assert row["status"] == "pass", row["detail"]
+
+
+def test_the_cli_localizes_an_untrained_twin(tiny_hf, toy_contrast, tmp_path, capsys):
+    import json
+
+    import pandas as pd
+
+    from tl_localize.cli import main
+
+    texts = toy_contrast.conditions
+    csv = tmp_path / "toy.csv"
+    pd.DataFrame(
+        {"text": texts["words"] + texts["junk"], "condition": ["S"] * 8 + ["N"] * 8}
+    ).to_csv(csv, index=False)
+    args = ["localize", "--model", str(tiny_hf["llama"]), "--contrast", str(csv), "--positive",
+            "S", "--negative", "N", "--top", "0.1", "--quiet"]  # fmt: skip
+    assert main([*args, "--init-seed", "3", "--out", str(tmp_path / "no")]) == 2
+    assert (
+        "--init-seed is the seed of an untrained twin: add --untrained" in capsys.readouterr().err
+    )
+    assert main([*args, "--untrained", "--init-seed", "3", "--out", str(tmp_path / "twin")]) == 0
+    record = json.loads((tmp_path / "twin" / "record.json").read_text())["model"]
+    assert record["model"] == "llama (untrained, seed 3)" and record["init_seed"] == 3
+    assert main([*args, "--out", str(tmp_path / "trained")]) == 0
+    trained = json.loads((tmp_path / "trained" / "record.json").read_text())["model"]
+    assert "untrained" not in trained and trained["fingerprint"] != record["fingerprint"]

@@ -52,7 +52,16 @@ def _count(name: str, value: int | None, low: int) -> None:
 def _model(args: argparse.Namespace) -> Any:
     from .models import load_model
 
-    return load_model(args.model, dtype=getattr(args, "dtype", None))
+    return load_model(args.model, dtype=getattr(args, "dtype", None), **_untrained(args))
+
+
+def _untrained(args: argparse.Namespace) -> dict[str, Any]:
+    """``--untrained`` and ``--init-seed`` as load_model's ``untrained=`` and ``seed=``."""
+    seed = getattr(args, "init_seed", None)
+    if seed is not None and not args.untrained:
+        raise LocalizeError("--init-seed is the seed of an untrained twin: add --untrained.")
+    _count("--init-seed", seed, 0)
+    return {"untrained": True, "seed": seed or 0} if getattr(args, "untrained", False) else {}
 
 
 def _record(
@@ -506,6 +515,7 @@ def _common(parser: argparse.ArgumentParser, *, model: bool = True) -> None:
             choices=["auto", "float32", "bfloat16", "float16"],
             help="parameter dtype (default auto: bfloat16 where the hardware is fast at it)",
         )
+        _untrained_options(parser)
     parser.add_argument("--out", required=True, help="results folder to write (must be new)")
     parser.add_argument(
         "--force",
@@ -513,6 +523,17 @@ def _common(parser: argparse.ArgumentParser, *, model: bool = True) -> None:
         help="replace --out if it is a results folder of tl_localize holding nothing else",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _untrained_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--untrained",
+        action="store_true",
+        help="the model's untrained twin: same architecture and tokenizer, fresh weights",
+    )
+    parser.add_argument(
+        "--init-seed", type=int, default=None, help="the untrained twin's seed (default 0)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -625,6 +646,7 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("model", nargs="?", default=None, help="as --model elsewhere")
     chk.add_argument("--dtype", default=None, choices=["auto", "float32", "bfloat16", "float16"])
     chk.add_argument("--no-generation", action="store_true", help="skip the generation check")
+    _untrained_options(chk)
     chk.set_defaults(func=_cmd_check_model)
 
     study = sub.add_parser("study", help="many models, networks and tasks in one run")
