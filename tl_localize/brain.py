@@ -39,6 +39,7 @@ from .units import DEFAULT_MATCH, DEFAULT_N_RANDOM, Units, check_matches
 
 __all__ = [
     "ALPHAS",
+    "BRAIN_LAYOUT",
     "BrainAlignment",
     "BrainData",
     "brain_alignment",
@@ -49,6 +50,12 @@ __all__ = [
     "sentence_features",
 ]
 
+BRAIN_LAYOUT = (
+    "expected one CSV file with a row per sentence: a text column (default 'Sentence') and "
+    "one or more response columns (default 'EffectSize': the network's mean response to the "
+    'sentence), e.g. Sentence,EffectSize / "The dog barked.",0.42; the language-network '
+    "tables of Tuckute et al. 2024 and Pereira et al. 2018 have this layout"
+)
 ALPHA = 0.05
 
 
@@ -96,8 +103,8 @@ class BrainData:
         if missing:
             raise LocalizeError(
                 f"No column {missing[0]!r} in the brain data; its columns are "
-                f"{list(df.columns)}. Name the columns with sentence=..., responses=[...], "
-                "groups=...."
+                f"{list(df.columns)[:8]}. Name the columns with sentence=..., responses=[...], "
+                f"groups=... ({BRAIN_LAYOUT})."
             )
         if not responses:
             raise LocalizeError("Name at least one response column (responses=[...]).")
@@ -153,6 +160,10 @@ class BrainData:
     def from_csv(cls, path: str | Path, **kwargs: Any) -> BrainData:
         """:meth:`from_frame` on a CSV file (same keywords)."""
         path = Path(path)
+        if path.is_dir():
+            found = sorted(p.name for p in path.glob("*.csv"))[:4]
+            inside = f" (CSV files in it: {found})" if found else ""
+            raise LocalizeError(f"{path} is a folder{inside}; {BRAIN_LAYOUT}. Pass one file.")
         kwargs.setdefault("name", path.stem)
         return cls.from_frame(read_csv(path, "brain-data CSV"), **kwargs)
 

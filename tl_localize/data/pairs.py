@@ -17,6 +17,7 @@ from .io import read_csv, read_jsonl, resource_jsonl
 
 __all__ = [
     "BLIMP_HUB",
+    "BLIMP_LAYOUT",
     "builtin_pairs",
     "load_blimp",
     "minimal_pairs_frame",
@@ -25,6 +26,11 @@ __all__ = [
 
 BLIMP_HUB = "nyu-mll/blimp"
 COLUMNS = ("sentence_good", "sentence_bad")
+BLIMP_LAYOUT = (
+    "expected a folder of BLiMP paradigms, one {paradigm}.jsonl file each (67 files such as "
+    "anaphor_gender_agreement.jsonl and wh_island.jsonl), each line one JSON object with "
+    "sentence_good and sentence_bad: the data/ folder of github.com/alexwarstadt/blimp"
+)
 
 
 def minimal_pairs_frame(pairs: Any) -> pd.DataFrame:
@@ -109,10 +115,17 @@ def load_blimp(
     if paradigms is not None and not list(paradigms):
         raise LocalizeError("paradigms=[] names no BLiMP paradigm; name some, or pass None (all).")
     folder = Path(source)
+    if folder.is_file():
+        raise LocalizeError(
+            f"{folder} is a file; {BLIMP_LAYOUT}. Pass the folder that holds the paradigm "
+            "files (and paradigms=[...] to choose some)."
+        )
     if folder.is_dir():
         files = {p.stem: p for p in sorted(folder.glob("*.jsonl"))}
         if not files:
-            raise LocalizeError(f"No .jsonl files in {folder}: expected BLiMP paradigms.")
+            below = sorted({p.parent for p in folder.glob("*/**/*.jsonl")})
+            hint = f" The .jsonl files are in {below[0]}: pass that folder." if below else ""
+            raise LocalizeError(f"No .jsonl files in {folder}; {BLIMP_LAYOUT}.{hint}")
         chosen = list(files) if paradigms is None else list(paradigms)
         unknown = [p for p in chosen if p not in files]
         if unknown:
@@ -125,13 +138,19 @@ def load_blimp(
             if not rows:
                 raise LocalizeError(f"{files[name]} holds no pairs.")
             frame = pd.DataFrame(rows)
+            missing = [c for c in COLUMNS if c not in frame.columns]
+            if missing:
+                raise LocalizeError(
+                    f"{files[name]} has no {missing[0]!r} field (its fields: "
+                    f"{list(frame.columns)[:6]}); {BLIMP_LAYOUT}."
+                )
             frame.insert(0, "paradigm", name)
             frames.append(frame)
         return minimal_pairs_frame(pd.concat(frames, ignore_index=True))
     if str(source) != BLIMP_HUB:
         raise LocalizeError(
-            f"{source} is not a folder of BLiMP .jsonl files (nor the hub name {BLIMP_HUB!r}, "
-            "which needs network access)."
+            f"No folder at {source}, and it is not the hub name {BLIMP_HUB!r} (which needs "
+            f"network access); {BLIMP_LAYOUT}."
         )
     return _load_blimp_hub(str(source), paradigms, n_per_paradigm)
 
