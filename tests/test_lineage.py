@@ -3,6 +3,7 @@ selected set over checkpoints (fast tier on hand-made masks), and a tiny model t
 for a few hundred steps, saved at several steps and run as a study (``study`` tier)."""
 
 import json
+import time
 
 import numpy as np
 import pandas as pd
@@ -178,3 +179,102 @@ def test_a_wrong_brain_layout_shows_the_expected_one(tmp_path, small_csv):
     for dataset, message in bad:
         with pytest.raises(LocalizeError, match=message):
             Study.from_dict(study_dict([{"label": "m"}], small_csv, brain={"data": [dataset]}))
+
+
+# -- real checkpoints: a tiny model trained here (study tier) -----------------------------
+STEPS = (0, 10, 25, 50, 100, 150, 200, 250, 300)
+
+
+def train_tiny_llama(folder, steps=STEPS, seed=0):
+    """A 2-layer, 48-wide Llama with the character tokenizer, trained with AdamW (lr 1e-2,
+    linear decay to 0) on the toolkit's own 240 language-localizer sentences, batches of 16,
+    saved as ``folder/step{N}`` at each of ``steps``. A few hundred steps on one CPU thread."""
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from conftest import char_tokenizer
+    from tl_localize import Contrast
+
+    texts = Contrast.builtin("language").conditions["sentences"]
+    tokenizer = char_tokenizer()
+    tokenizer.model_max_length = 128
+    config = LlamaConfig(
+        vocab_size=len(tokenizer.get_vocab()), hidden_size=48, intermediate_size=96,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+        max_position_embeddings=128, tie_word_embeddings=False, bos_token_id=1, eos_token_id=1,
+        pad_token_id=0,
+    )  # fmt: skip
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: one thread is fastest, and fair to neighbours
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = AutoModelForCausalLM.from_config(config)
+            last = max(steps)
+            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
+            schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1 - s / last)
+            draw = torch.Generator().manual_seed(seed)
+            losses = {}
+            for step in range(last + 1):
+                if step in steps:
+                    model.save_pretrained(folder / f"step{step}")
+                    tokenizer.save_pretrained(folder / f"step{step}")
+                if step == last:
+                    break
+                batch = tokenizer([texts[i] for i in torch.randint(len(texts), (16,),
+                                                                   generator=draw)],
+                                  return_tensors="pt", padding=True)  # fmt: skip
+                labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+                loss = model(**batch, labels=labels).loss
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                optimizer.zero_grad()
+                losses[step + 1] = float(loss)
+    finally:
+        torch.set_num_threads(threads)
+    return losses
+
+
+@pytest.mark.study
+def test_the_lineage_of_a_trained_tiny_model(tmp_path, capsys):
+    from tl_localize.study import run_study
+
+    start = time.perf_counter()
+    losses = train_tiny_llama(tmp_path / "run")
+    train_s = time.perf_counter() - start
+    assert losses[300] < losses[10] - 0.5  # it learned
+    revisions = [f"step{s}" for s in STEPS]
+    data = {
+        "name": "lineage",
+        "models": [{"label": "tiny", "spec": "run", "revisions": revisions, "dtype": "float32"}],
+        "networks": [{"name": "language", "contrast": "language", "pooling": "mean", "top": [0.1]}],
+        "ablation": {"n_random": 1, "n_boot": 200, "match": ["uniform"]},
+        "tasks": {"builtin": {"n_per_paradigm": 1}},
+    }
+    study = Study.from_dict(data, base=tmp_path)
+    result = run_study(study, tmp_path / "out", progress=False)
+    assert (result.status()["status"] == "done").all()
+    assert result.lineages() == {"tiny": [f"tiny@{r}" for r in revisions]}
+    lineage = result.lineage()
+    assert lineage["checkpoint"].tolist() == revisions and lineage["step"].tolist() == list(STEPS)
+    assert (lineage["n_units"] == int(0.1 * 2 * 48)).all()
+    assert lineage["per_layer"].map(lambda t: sum(map(int, t.split()))).eq(9).all()
+    # the set changes early: the first checkpoints share little with their predecessors
+    early = lineage[lineage["step"].between(1, 50)]
+    assert early["jaccard_previous"].max() < 0.5 and early["jaccard_final"].max() < 0.5
+    # and it stabilizes before training ends, from a step the table reports
+    stable_from = lineage["stable_from"].iloc[0]
+    stable_step = int(lineage.set_index("checkpoint").loc[stable_from, "step"])
+    assert 50 < stable_step < STEPS[-1]
+    after = lineage[lineage["step"] >= stable_step]
+    assert (after["jaccard_final"] >= 0.8).all() and after["stable"].all()
+    assert lineage[lineage["step"] < stable_step]["jaccard_final"].iloc[-1] < 0.8
+    assert (tmp_path / "out" / "lineage.csv").is_file()
+    effects = result.lineage_effects()
+    assert effects["checkpoint"].tolist() == revisions  # one verdict per checkpoint, in order
+    assert set(effects["verdict"].dropna()) and effects["step"].tolist() == list(STEPS)
+    frame = result.frame()
+    assert set(frame["revision"].dropna()) == set(revisions)
+    with capsys.disabled():  # measured, not asserted (machines differ)
+        print(f"\ntiny model: {STEPS[-1]} steps in {train_s:.1f} s; stable from {stable_from}")
+        print(lineage[["checkpoint", "per_layer", "jaccard_previous", "jaccard_final"]])
