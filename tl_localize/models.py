@@ -173,7 +173,7 @@ def _cached_gguf_folder(path: Path) -> Path:
         warnings.warn(
             f"The model cache {folder} is incomplete or damaged; rebuilding it.", stacklevel=3
         )
-        shutil.rmtree(folder)
+        shutil.rmtree(folder, ignore_errors=True)  # another process may be at it too
     if not folder.exists():
         try:
             _write_cache(path, folder, source_hash)
@@ -186,6 +186,8 @@ def _cached_gguf_folder(path: Path) -> Path:
             EOFError,
             struct.error,
         ) as error:
+            if _cache_is_valid(folder):  # another process (a study's other model) wrote it
+                return folder
             # what transformers and gguf raise on a truncated or damaged file
             raise LocalizeError(
                 f"{path} could not be read as a GGUF model ({type(error).__name__}: {error}); "
