@@ -136,7 +136,12 @@ def _write_cache(source: Path, folder: Path, source_hash: str) -> None:
             del hf_model.config.quantization_config
         hf_model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        files = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        # not the hidden owner mark of the temporary folder: it is gone once renamed
+        files = {
+            p.name: _sha256(p)
+            for p in sorted(tmp.iterdir())
+            if p.is_file() and not p.name.startswith(".")
+        }
         manifest = {"source": str(source), "source_sha256": source_hash, "files": files}
         (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=2))
 
