@@ -204,3 +204,25 @@ def test_a_written_cache_entry_is_valid_at_once(tmp_path, monkeypatch):
     assert "model.safetensors" in manifest["files"]
     assert not [name for name in manifest["files"] if name.startswith(".")]
     assert models._cache_is_valid(folder)
+
+
+def test_a_cache_written_meanwhile_by_another_process_is_used(default_model, tmp_path, monkeypatch):
+    """Two processes de-quantizing one file at once (a study's model and its untrained twin
+    on Ray, on a fresh install): the one that finishes second uses the first one's cache."""
+    source = default_model_path()
+    cached = next(
+        p
+        for p in cache_dir().iterdir()
+        if p.name.startswith(source.stem + "-") and (p / "tl_localize_manifest.json").is_file()
+    )
+    monkeypatch.setenv("TL_LOCALIZE_CACHE", str(tmp_path))
+    real_write = models._write_cache
+
+    def other_process_finishes_first(src, folder, digest):
+        shutil.copytree(cached, folder)  # the other writer renames its folder into place
+        real_write(src, folder, digest)  # ours then finds the name taken
+
+    monkeypatch.setattr(models, "_write_cache", other_process_finishes_first)
+    folder = models._cached_gguf_folder(source)
+    assert folder == tmp_path / cached.name and models._cache_is_valid(folder)
+    assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]

@@ -319,6 +319,15 @@ def test_a_checkpoint_sweep(tmp_path, small_contrast, tiny_hf):
     masks = [result.localization(m["label"], "lang").units for m in models]
     assert masks[0].fingerprint != masks[1].fingerprint  # two checkpoints told apart
     assert "sweep" in result.figures()
+    # two revisions of one spec are one lineage; its table is in the report
+    assert result.lineages() == {str(checkpoints): [m["label"] for m in models]}
+    lineage = result.lineage()
+    assert lineage["checkpoint"].tolist() == ["step-100", "step-200"]
+    assert lineage["jaccard_final"].iloc[-1] == 1.0
+    from tl_localize.report import build_study_report
+
+    page = build_study_report(tmp_path / "out")
+    assert "<h2>Checkpoints</h2>" in page and "jaccard_previous" in page
 
 
 @pytest.mark.study

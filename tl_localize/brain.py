@@ -32,6 +32,7 @@ from .data.io import read_csv
 from .data.tables import describe_rows, missing_numbers, missing_texts
 from .errors import LocalizeError, check_int
 from .localize import Localization
+from .options import BRAIN_LAYOUT
 from .protocol import Model
 from .ridge import ALPHAS, encode_sets, fold_splits, pearson_rows
 from .sites import get_site
@@ -40,6 +41,7 @@ from .units import DEFAULT_MATCH, DEFAULT_N_RANDOM, Units, check_matches
 
 __all__ = [
     "ALPHAS",
+    "BRAIN_LAYOUT",
     "BrainAlignment",
     "BrainData",
     "brain_alignment",
@@ -159,8 +161,8 @@ class BrainData:
         if missing:
             raise LocalizeError(
                 f"No column {missing[0]!r} in {where}; its columns are "
-                f"{list(df.columns)}. Name the columns with sentence=..., responses=[...], "
-                "groups=...."
+                f"{list(df.columns)[:8]}. Name the columns with sentence=..., responses=[...], "
+                f"groups=... ({BRAIN_LAYOUT})."
             )
         if not responses:
             raise LocalizeError("Name at least one response column (responses=[...]).")
@@ -229,6 +231,10 @@ class BrainData:
         missing) and the response columns are then parsed as numbers; errors count data
         rows from 1, the header not counted."""
         path = Path(path)
+        if path.is_dir():
+            found = sorted(p.name for p in path.glob("*.csv"))[:4]
+            inside = f" (CSV files in it: {found})" if found else ""
+            raise LocalizeError(f"{path} is a folder{inside}; {BRAIN_LAYOUT}. Pass one file.")
         options: dict[str, Any] = {
             "sentence": "Sentence", "responses": ("EffectSize",), "groups": None,
             "name": path.stem, "dropna": False,

@@ -33,7 +33,14 @@ import torch
 
 from .activations import check_pooling, token_batches
 from .errors import LocalizeError
-from .models import check_row, generation_check, hf_tokenizer, model_dtype, model_fingerprint
+from .models import (
+    check_row,
+    generation_check,
+    hf_tokenizer,
+    model_dtype,
+    model_fingerprint,
+    untrained_hf_model,
+)
 from .precision import check_tolerance, scaled_difference
 from .protocol import Model
 from .sites import SITES, get_site
@@ -70,10 +77,16 @@ def _transformers_logits(model: Model, texts: Sequence[str]) -> dict:
     from transformers import AutoModelForCausalLM
 
     dtype = getattr(torch, source["dtype"].removeprefix("torch."))
-    reference = AutoModelForCausalLM.from_pretrained(
-        source["source"], revision=source.get("revision"), dtype=dtype,
-        attn_implementation="eager",
-    ).eval()  # fmt: skip
+    if source.get("untrained"):  # the same fresh weights, rebuilt from the same seed
+        reference = untrained_hf_model(
+            source["source"], seed=source["init_seed"], revision=source.get("revision"),
+            attn_implementation="eager",
+        ).to(dtype).eval()  # fmt: skip
+    else:
+        reference = AutoModelForCausalLM.from_pretrained(
+            source["source"], revision=source.get("revision"), dtype=dtype,
+            attn_implementation="eager",
+        ).eval()  # fmt: skip
     worst = 0.0
     tokenizer = hf_tokenizer(model)
     for text in texts:

@@ -109,7 +109,16 @@ def _model(args: argparse.Namespace) -> Any:
 
     options = _loading(args)
     with _quiet_loading(args, now=True):
-        return load_model(args.model, **options)
+        return load_model(args.model, **options, **_untrained(args))
+
+
+def _untrained(args: argparse.Namespace) -> dict[str, Any]:
+    """``--untrained`` and ``--init-seed`` as load_model's ``untrained=`` and ``seed=``."""
+    seed = getattr(args, "init_seed", None)
+    if seed is not None and not args.untrained:
+        raise LocalizeError("--init-seed is the seed of an untrained twin: add --untrained.")
+    _count("--init-seed", seed, 0)
+    return {"untrained": True, "seed": seed or 0} if getattr(args, "untrained", False) else {}
 
 
 def _record(
@@ -723,11 +732,23 @@ def _common(parser: argparse.ArgumentParser, *, model: bool = True) -> None:
             help="a .gguf file, HF folder or hub name (default: the embedded SmolLM2-135M)",
         )
         _loading_arguments(parser)
+        _untrained_options(parser)
     parser.add_argument("--out", required=True, help="results folder to write (must be new)")
     parser.add_argument(
         "--force",
         action="store_true",
         help="replace --out if it is a results folder of tl_localize holding nothing else",
+    )
+
+
+def _untrained_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--untrained",
+        action="store_true",
+        help="the model's untrained twin: same architecture and tokenizer, fresh weights",
+    )
+    parser.add_argument(
+        "--init-seed", type=int, default=None, help="the untrained twin's seed (default 0)"
     )
 
 
@@ -848,6 +869,7 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("model", nargs="?", default=None, help="as --model elsewhere")
     _loading_arguments(chk)
     chk.add_argument("--no-generation", action="store_true", help="skip the generation check")
+    _untrained_options(chk)
     chk.set_defaults(func=_cmd_check_model)
 
     study = sub.add_parser("study", help="many models, networks and tasks in one run")

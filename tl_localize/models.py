@@ -25,7 +25,7 @@ from safetensors import SafetensorError
 
 from . import options
 from .adapters import adapt
-from .errors import LocalizeError
+from .errors import LocalizeError, check_int
 from .options import (
     DEFAULT_MODEL_FILE,
     DEFAULT_MODEL_INSTALL,
@@ -57,6 +57,7 @@ __all__ = [
     "model_signature",
     "resolve_device",
     "resolve_dtype",
+    "untrained_hf_model",
 ]
 
 # GGUF configs often lack ``architectures``; the bridge needs it. Data, not if-chains.
@@ -219,7 +220,7 @@ def _build_cache(path: Path, folder: Path, source_hash: str) -> None:
         warnings.warn(
             f"The model cache {folder} is incomplete or damaged; rebuilding it.", stacklevel=4
         )
-        shutil.rmtree(folder)
+        shutil.rmtree(folder, ignore_errors=True)  # another process may be at it too
     if not folder.exists():
         try:
             _write_cache(path, folder, source_hash)
@@ -232,6 +233,8 @@ def _build_cache(path: Path, folder: Path, source_hash: str) -> None:
             EOFError,
             struct.error,
         ) as error:
+            if _cache_is_valid(folder):  # another process (a study's other model) wrote it
+                return
             # what transformers and gguf raise on a truncated or damaged file
             raise LocalizeError(
                 f"{path} could not be read as a GGUF model ({type(error).__name__}: {error}); "
@@ -379,6 +382,32 @@ def _check_model_folder(path: Path) -> None:
         raise LocalizeError(f"{path} holds a config.json but no weights (*.safetensors).")
 
 
+def untrained_hf_model(
+    source: str, *, seed: int = 0, revision: str | None = None, **config_kwargs: Any
+) -> Any:
+    """The untrained twin of a Hugging Face model: its config (architecture and shapes) with
+    weights freshly initialized by the model family's own initialization
+    (``AutoModelForCausalLM.from_config``) from ``seed``, in float32.
+
+    The initialization draws from a forked torch random state, so the caller's global
+    random state is left as it was; one seed gives the same weights every time, two seeds
+    different ones. ``config_kwargs`` go to ``from_config`` (``attn_implementation``).
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    check_int("seed", seed, 0)
+    config = AutoConfig.from_pretrained(source, revision=revision)
+    _ensure_architectures(config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return AutoModelForCausalLM.from_config(config, dtype=torch.float32, **config_kwargs)
+
+
+def _mark_untrained(model: Any, seed: int) -> None:
+    model.cfg.model_name = f"{model.cfg.model_name} (untrained, seed {seed})"
+    model.tl_localize_source.update(untrained=True, init_seed=seed)
+
+
 def _boot(
     name: str,
     source: str,
@@ -388,6 +417,8 @@ def _boot(
     revision: str | None = None,
     device_map: str | dict[str, Any] | None = None,
     max_memory: dict[Any, Any] | None = None,
+    untrained: bool = False,
+    seed: int = 0,
 ) -> Any:
     from transformer_lens.model_bridge import TransformerBridge
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -408,7 +439,10 @@ def _boot(
             offload_folder=str(offload),
         )
     else:
-        hf_model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, revision=revision)
+        if untrained:
+            hf_model = untrained_hf_model(source, seed=seed, revision=revision).to(dtype)
+        else:
+            hf_model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, revision=revision)
         _ensure_architectures(hf_model.config)
         _check_supported(hf_model.config)
         model = TransformerBridge.boot_transformers(
@@ -421,6 +455,8 @@ def _boot(
     # untouched, for recipes that must tokenize exactly as Hugging Face does by default.
     model.hf_tokenizer = tokenizer
     model.tl_localize_source = {"source": source, "revision": revision, "dtype": str(dtype)}
+    if untrained:
+        _mark_untrained(model, seed)
     return model
 
 
@@ -464,6 +500,8 @@ def load_model(
     device_map: str | dict[str, Any] | None = None,
     max_memory: dict[Any, Any] | None = None,
     check_generation: bool = True,
+    untrained: bool = False,
+    seed: int | None = None,
 ) -> Any:
     """Load a causal language model as a TransformerLens ``TransformerBridge``.
 
@@ -487,6 +525,12 @@ def load_model(
         check_generation: compare greedy generation with and without the KV cache once per
             model (:func:`kv_cache_agrees`; the result is kept on disk); where they differ,
             one warning says so and the toolkit generates without the cache for this model.
+        untrained: the model's untrained twin: the same architecture and tokenizer with
+            freshly initialized weights (the model family's own initialization, see
+            :func:`untrained_hf_model`); its name ends in ``(untrained, seed N)`` and its
+            signature says ``untrained`` and ``init_seed``.
+        seed: the initialization seed of the untrained twin (default 0); only with
+            ``untrained=True``.
 
     Returns:
         A ``TransformerBridge`` in eval mode; ``model.cfg.model_name`` is a short, stable name
@@ -498,7 +542,10 @@ def load_model(
         model = load_model()
         model.cfg.n_layers, model.cfg.d_model  # (30, 576)
     """
-    options = loading_options(dtype, device, device_map, max_memory)
+    options = {
+        **loading_options(dtype, device, device_map, max_memory),
+        **_untrained_options(untrained, seed, device_map),
+    }
     chosen = {key: options.pop(key) for key in ("dtype_auto", "device_auto")}
     path = default_model_path() if spec is None else Path(os.fspath(spec)).expanduser()
     if path.suffix == ".gguf":
@@ -549,6 +596,24 @@ def load_model(
     if check_generation:
         kv_cache_agrees(model)
     return model
+
+
+def _untrained_options(untrained: bool, seed: int | None, device_map: Any) -> dict[str, Any]:
+    """``untrained=`` and ``seed=`` of :func:`load_model`, checked."""
+    if not isinstance(untrained, bool):
+        raise LocalizeError(f"untrained= takes True or False, got {untrained!r}.")
+    if seed is not None and not untrained:
+        raise LocalizeError(
+            "seed= is the initialization seed of an untrained twin: pass untrained=True with "
+            "it, or drop it."
+        )
+    if untrained and device_map is not None:
+        raise LocalizeError(
+            "An untrained twin is built in memory: device_map= does not apply (pass device=)."
+        )
+    if seed is not None:
+        check_int("seed", seed, 0)
+    return {"untrained": untrained, "seed": 0 if seed is None else seed} if untrained else {}
 
 
 GENERATION_PROMPT = "The quick brown fox jumps over the"
@@ -747,8 +812,15 @@ def model_signature(model: Model) -> dict[str, Any]:
     (:func:`model_hardware`: the device, its name, whether it computes bfloat16 fast, and
     whether ``auto`` chose the dtype and the device)."""
     cfg = model.cfg
+    source = getattr(model, "tl_localize_source", None)
+    untrained = (
+        {"untrained": True, "init_seed": source["init_seed"]}
+        if isinstance(source, dict) and source.get("untrained")
+        else {}
+    )
     return {
         "model": cfg.model_name,
+        **untrained,
         "n_layers": int(cfg.n_layers),
         "d_model": int(cfg.d_model),
         "d_mlp": int(cfg.d_mlp) if cfg.d_mlp else None,

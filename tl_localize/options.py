@@ -23,6 +23,7 @@ from .errors import LocalizeError
 __all__ = [
     "ADJUSTMENTS",
     "BLOCKED",
+    "BRAIN_LAYOUT",
     "DEFAULT_MATCH",
     "DEFAULT_MODEL_FILE",
     "DEFAULT_MODEL_INSTALL",
@@ -64,6 +65,13 @@ ADJUSTMENTS: dict[str, str] = {
     "fdr_bh": "Benjamini-Hochberg (false discovery rate)",
     "none": "no adjustment (each comparison at its own p)",
 }
+# the layout brain_alignment's data must have (tl_localize.brain, study specs)
+BRAIN_LAYOUT = (
+    "expected one CSV file with a row per sentence: a text column (default 'Sentence') and "
+    "one or more response columns (default 'EffectSize': the network's mean response to the "
+    'sentence), e.g. Sentence,EffectSize / "The dog barked.",0.42; the language-network '
+    "tables of Tuckute et al. 2024 and Pereira et al. 2018 have this layout"
+)
 # ablation methods (tl_localize.ablation)
 METHODS = ("zero", "mean", "resample")
 

@@ -282,6 +282,15 @@ def build_study_report(folder: str | Path, title: str | None = None) -> str:
     if figures:
         parts.append("<h2>Figures</h2>")
         parts += [_figure_html(name, fig) for name, fig in figures.items()]
+    if result.lineages():  # a checkpoint sweep: the selected set over training
+        parts.append(
+            '<h2>Checkpoints</h2><p class="note">Per training run and network, each '
+            "checkpoint's selected units per layer, their Jaccard index with the previous and "
+            "the final checkpoint's, and the first checkpoint from which it stays at or above "
+            "0.8 with the final set; then each checkpoint's verdicts.</p>"
+            + _frame_html(result.lineage())
+            + _frame_html(result.lineage_effects())
+        )
     verdicts = result.verdicts()
     if not verdicts.empty:
         parts.append("<h2>Verdicts</h2>" + _frame_html(verdicts))

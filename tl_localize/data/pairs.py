@@ -19,6 +19,7 @@ from .tables import describe_rows, missing_texts
 
 __all__ = [
     "BLIMP_HUB",
+    "BLIMP_LAYOUT",
     "builtin_pairs",
     "load_blimp",
     "minimal_pairs_frame",
@@ -27,6 +28,11 @@ __all__ = [
 
 BLIMP_HUB = "nyu-mll/blimp"
 COLUMNS = ("sentence_good", "sentence_bad")
+BLIMP_LAYOUT = (
+    "expected a folder of BLiMP paradigms, one {paradigm}.jsonl file each (67 files such as "
+    "anaphor_gender_agreement.jsonl and wh_island.jsonl), each line one JSON object with "
+    "sentence_good and sentence_bad: the data/ folder of github.com/alexwarstadt/blimp"
+)
 
 
 def minimal_pairs_frame(
@@ -141,10 +147,17 @@ def load_blimp(
     if paradigms is not None and not list(paradigms):
         raise LocalizeError("paradigms=[] names no BLiMP paradigm; name some, or pass None (all).")
     folder = Path(source)
+    if folder.is_file():
+        raise LocalizeError(
+            f"{folder} is a file; {BLIMP_LAYOUT}. Pass the folder that holds the paradigm "
+            "files (and paradigms=[...] to choose some)."
+        )
     if folder.is_dir():
         files = {p.stem: p for p in sorted(folder.glob("*.jsonl"))}
         if not files:
-            raise LocalizeError(f"No .jsonl files in {folder}: expected BLiMP paradigms.")
+            below = sorted({p.parent for p in folder.glob("*/**/*.jsonl")})
+            hint = f" The .jsonl files are in {below[0]}: pass that folder." if below else ""
+            raise LocalizeError(f"No .jsonl files in {folder}; {BLIMP_LAYOUT}.{hint}")
         chosen = list(files) if paradigms is None else list(paradigms)
         unknown = [p for p in chosen if p not in files]
         if unknown:
@@ -159,10 +172,16 @@ def load_blimp(
                 raise LocalizeError(f"{files[name]} holds no pairs.")
             numbered, same = _without_identical(numbered)
             dropped += [f"{files[name].name} line {n}" for n in same]
+            rows = pd.DataFrame([row for _, row in numbered])
+            missing = [c for c in COLUMNS if c not in rows.columns]
+            if missing:
+                raise LocalizeError(
+                    f"{files[name]} has no {missing[0]!r} field (its fields: "
+                    f"{list(rows.columns)[:6]}); {BLIMP_LAYOUT}."
+                )
             frame = minimal_pairs_frame(
-                pd.DataFrame([row for _, row in numbered]), source=str(files[name]),
-                lines=[n for n, _ in numbered],
-            )  # fmt: skip
+                rows, source=str(files[name]), lines=[n for n, _ in numbered]
+            )
             frame.insert(0, "paradigm", name)
             frames.append(frame)
         if dropped:
@@ -175,8 +194,8 @@ def load_blimp(
         return pd.concat(frames, ignore_index=True)  # each file's pairs checked above
     if str(source) != BLIMP_HUB:
         raise LocalizeError(
-            f"{source} is not a folder of BLiMP .jsonl files (nor the hub name {BLIMP_HUB!r}, "
-            "which needs network access)."
+            f"No folder at {source}, and it is not the hub name {BLIMP_HUB!r} (which needs "
+            f"network access); {BLIMP_LAYOUT}."
         )
     return _load_blimp_hub(str(source), paradigms, n_per_paradigm)
 

@@ -5,6 +5,7 @@ attribution; :func:`run_study` runs it as a graph of jobs (each with its own res
 locally or on Ray and returns a :class:`StudyResult`. See docs/studies.md.
 """
 
+from .lineage import unit_lineage
 from .plan import Job, model_key, plan_study
 from .results import StudyResult, study_status
 from .runner import EXECUTORS, estimate_memory, run_study
@@ -34,4 +35,5 @@ __all__ = [
     "plan_study",
     "run_study",
     "study_status",
+    "unit_lineage",
 ]

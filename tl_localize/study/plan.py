@@ -48,7 +48,8 @@ def _file_digest(path: Path, head: int = 1 << 20) -> str:
 
 def model_key(spec: ModelSpec) -> str:
     """A key for a model spec, from its files (never by loading it): the GGUF file's or the
-    folder's weights' digests and config, or a hub name; with revision and resolved dtype."""
+    folder's weights' digests and config, or a hub name; with revision and resolved dtype
+    (and for an untrained twin its initialization seed)."""
     dtype = resolve_dtype_name(spec.dtype, spec.device)
     source = Path(spec.spec) if spec.spec is not None else default_model_path()
     if source.is_file():
@@ -61,6 +62,8 @@ def model_key(spec: ModelSpec) -> str:
         identity = [(p.name, _file_digest(p)) for p in files]
     else:
         identity = str(spec.spec)  # a hub name: its revision pins the weights
+    if spec.untrained:  # the twin's weights come from its seed, not from the files
+        return _hash(identity, spec.revision, dtype, "untrained", spec.seed or 0)
     return _hash(identity, spec.revision, dtype)
 
 

@@ -17,6 +17,7 @@ from ..errors import LocalizeError
 from ..options import BLOCKED
 from ..results import process_alive, read_record
 from ..tasks import TASKS
+from .lineage import STABLE_JACCARD, _step, unit_lineage
 from .plan import Job, finished
 from .runner import StudyFolder, _read_json, _write_json
 from .spec import Study
@@ -32,9 +33,9 @@ __all__ = [
 TABLES_KEY = "tables.json"  # the key of the tables last written (StudyResult.tables_key)
 
 COLUMNS = [
-    "model", "revision", "network", "site", "fraction", "method", "set", "match", "seed",
-    "task", "metric", "value", "value_low", "value_high", "chance", "change_pct", "change_low",
-    "change_high", "p_vs_intact", "p_vs_selected", "n_units", "n_high_magnitude",
+    "model", "revision", "untrained", "network", "site", "fraction", "method", "set", "match",
+    "seed", "task", "metric", "value", "value_low", "value_high", "chance", "change_pct",
+    "change_low", "change_high", "p_vs_intact", "p_vs_selected", "n_units", "n_high_magnitude",
 ]  # fmt: skip
 HURTS, NO_EFFECT = "hurts", "no specific effect"  # a dissociation cell's verdicts
 
@@ -103,6 +104,7 @@ class StudyResult:
             if job.kind == "evaluate" and finished(job, self.out):
                 by_model.setdefault(job.model, []).append(job)
         revisions = {m.label: m.revision for m in self.study.models}
+        untrained = {m.label: m.untrained for m in self.study.models}
         for model, jobs in by_model.items():
             for task in dict.fromkeys(j.task for j in jobs):
                 intact = [j for j in jobs if j.task == task and j.set == "intact"]
@@ -118,7 +120,8 @@ class StudyResult:
                         chance[str(task)] = TASKS[str(task)].chance_of(items)
                     network = self.study.network(job.network) if job.network else None
                     rows.append(
-                        {"model": model, "revision": revisions.get(model), "network": job.network,
+                        {"model": model, "revision": revisions.get(model),
+                         "untrained": untrained.get(model), "network": job.network,
                          "site": network.site if network else None,
                          "fraction": job.fraction if job.fraction is not None else 0.0,
                          "method": self.study.ablation.method, "set": job.set,
@@ -164,11 +167,12 @@ class StudyResult:
             folder = job.folder(self.out)
             table = pd.read_csv(folder / "alignment.csv")
             network = self.study.network(str(job.network))
-            revision = next(m.revision for m in self.study.models if m.label == job.model)
+            spec = next(m for m in self.study.models if m.label == job.model)
             tables.append(
                 table.assign(
                     model=job.model,
-                    revision=revision,
+                    revision=spec.revision,
+                    untrained=spec.untrained,
                     network=job.network,
                     site=network.site,
                     fraction=max(network.top),
@@ -204,7 +208,11 @@ class StudyResult:
         the effect holds; ``at chance`` or ``at ceiling`` instead of an effect where the
         intact model leaves nothing to measure; the number of comparisons and the
         adjustment."""
-        return headline_table(self.verdicts(), self.study.adjust)
+        wide = headline_table(self.verdicts(), self.study.adjust)
+        if not wide.empty:
+            untrained = {m.label: m.untrained for m in self.study.models}
+            wide.insert(1, "untrained", wide["model"].map(untrained))  # twins side by side
+        return wide
 
     def dissociation(self) -> pd.DataFrame:
         """The double-dissociation table (:func:`dissociation_table`): per model, network
@@ -228,7 +236,8 @@ class StudyResult:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def write_tables(self) -> bool:
-        """``results.csv``, ``verdicts.csv`` and ``failures.csv`` in the study folder; tables
+        """``results.csv``, ``verdicts.csv`` and ``failures.csv`` in the study folder (and
+        ``lineage.csv`` and ``lineage_effects.csv`` for a study over checkpoints); tables
         made from the same jobs and spec (:meth:`tables_key`, kept in ``tables.json``) are
         left as they are. Returns whether they were written."""
         key = self.tables_key()
@@ -240,6 +249,9 @@ class StudyResult:
         self.frame().to_csv(self.out / "results.csv", index=False)
         self.verdicts().to_csv(self.out / "verdicts.csv", index=False)
         self.failures().to_csv(self.out / "failures.csv", index=False)
+        if self.lineages():
+            self.lineage().to_csv(self.out / "lineage.csv", index=False)
+            self.lineage_effects().to_csv(self.out / "lineage_effects.csv", index=False)
         _write_json(self.out / TABLES_KEY, {"key": key})
         return True
 
@@ -267,6 +279,74 @@ class StudyResult:
         from ..localize import Localization
 
         return Localization.load(self.out / "jobs" / model / f"localize-{network}")
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def lineages(self) -> dict[str, list[str]]:
+        """The study's training runs: lineage -> its models' labels in spec order. A lineage
+        is the ``lineage`` of its models (``revisions = [...]`` sets it), else the models
+        sharing one ``spec`` at several revisions."""
+        runs: dict[str, list[str]] = {}
+        for m in self.study.models:
+            key = m.lineage or (str(m.spec) if m.revision is not None else None)
+            if key is not None and not m.untrained:
+                runs.setdefault(key, []).append(m.label)
+        return {key: labels for key, labels in runs.items() if len(labels) > 1}
+
+    def lineage(self, threshold: float = STABLE_JACCARD) -> pd.DataFrame:
+        """Per training run, network, fraction and checkpoint: the selected units per layer,
+        their Jaccard index with the previous and with the final checkpoint, and the first
+        checkpoint from which it stays at or above ``threshold`` with the final set
+        (:func:`~tl_localize.study.lineage.unit_lineage`); also ``lineage.csv``."""
+        from ..localize import select_top
+
+        frames = []
+        revision = {m.label: m.revision for m in self.study.models}
+        for run, labels in self.lineages().items():
+            for network in self.study.networks:
+                folders = [self.out / "jobs" / label / f"localize-{network.name}"
+                           for label in labels]  # fmt: skip
+                done = [lb for lb, f in zip(labels, folders, strict=True)
+                        if (f / "record.json").is_file()]  # fmt: skip
+                if len(done) < 2:
+                    continue
+                locs = [self.localization(label, network.name) for label in done]
+                names = [revision[label] or label for label in done]
+                for fraction in network.top:
+                    sets = [
+                        loc.units.with_mask(select_top(loc.stats["t"], fraction,
+                                                       loc.config.selection))
+                        for loc in locs
+                    ]  # fmt: skip
+                    frame = unit_lineage(sets, names, threshold=threshold)
+                    frame.insert(0, "model", done)
+                    frame.insert(0, "fraction", fraction)
+                    frame.insert(0, "network", network.name)
+                    frame.insert(0, "lineage", run)
+                    frames.append(frame)
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def lineage_effects(self) -> pd.DataFrame:
+        """The verdicts (ablation and brain) of every checkpoint of each training run, in
+        training order, with ``lineage``, ``checkpoint`` and ``step`` columns; also
+        ``lineage_effects.csv``."""
+        verdicts = self.verdicts()
+        rows = [
+            {"model": label, "lineage": run, "checkpoint": self._revision(label) or label,
+             "order": i}
+            for run, labels in self.lineages().items()
+            for i, label in enumerate(labels)
+        ]  # fmt: skip
+        if verdicts.empty or not rows:
+            return pd.DataFrame()
+        runs = pd.DataFrame(rows)
+        runs["step"] = [_step(c) for c in runs["checkpoint"]]
+        merged = runs.merge(verdicts, on="model")
+        keys = [c for c in ("lineage", "network", "task", "fraction", "match") if c in merged]
+        order = merged.sort_values([*keys, "order"], kind="stable").drop(columns="order")
+        return order.reset_index(drop=True)
+
+    def _revision(self, label: str) -> str | None:
+        return next(m.revision for m in self.study.models if m.label == label)
 
 
 def _ablation_at_top(verdicts: pd.DataFrame) -> pd.DataFrame:

@@ -52,10 +52,13 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from ..contrast import BUILTINS, POOLINGS
 from ..errors import LocalizeError
 from ..options import (
     ADJUSTMENTS,
+    BRAIN_LAYOUT,
     DEFAULT_MATCH,
     DEFAULT_N_RANDOM,
     DTYPE_NAMES,
@@ -143,7 +146,14 @@ def _device(path: str, value: Any) -> str | None:
 @dataclass
 class ModelSpec:
     """A model of the study: ``spec`` as :func:`load_model` takes it (``None``: the embedded
-    default), a short ``label``, and how to load it."""
+    default), a short ``label``, and how to load it.
+
+    ``untrained = true`` (with ``seed``, default 0) is the model's untrained twin
+    (:func:`load_model` ``untrained=True``). ``lineage`` names the checkpoints of one
+    training run (models sharing it are compared in :meth:`StudyResult.lineage`, in spec
+    order); a model table with ``revisions = [...]`` instead of ``revision`` stands for one
+    model per checkpoint, labelled ``LABEL@REVISION``, with ``lineage = LABEL``.
+    """
 
     label: str
     spec: str | None = None
@@ -152,10 +162,43 @@ class ModelSpec:
     device: str | None = None
     device_map: str | dict[str, Any] | None = None
     max_memory: dict[str, Any] | None = None
+    untrained: bool = False
+    seed: int | None = None
+    lineage: str | None = None
+
+    @classmethod
+    def expand(cls, path: str, data: Any, base: Path) -> list[ModelSpec]:
+        """One model table: one model, or with ``revisions`` one model per checkpoint."""
+        if not isinstance(data, Mapping) or "revisions" not in data:
+            return [cls.parse(path, data, base)]
+        data = dict(data)
+        revisions = _strings(f"{path}.revisions", data.pop("revisions"))
+        for key in ("revision", "lineage", "untrained"):
+            if key in data:
+                raise _fail(f"{path}.{key}", f"give revisions or {key}, not both")
+        repeated = [r for i, r in enumerate(revisions) if revisions.index(r) != i]
+        if repeated:
+            raise _fail(f"{path}.revisions", f"{repeated[0]!r} is listed twice")
+        label = _str(f"{path}.label", data.get("label"))
+        return [
+            cls.parse(
+                f"{path}.revisions[{i}]",
+                {
+                    **data,
+                    "label": f"{label}@{revision.replace('/', '-')}",
+                    "revision": revision,
+                    "lineage": label,
+                },
+                base,
+            )
+            for i, revision in enumerate(revisions)
+        ]
 
     @classmethod
     def parse(cls, path: str, data: Any, base: Path) -> ModelSpec:
-        data = _keys(path, data, [f.name for f in _fields(cls)], ["label"])
+        data = _keys(path, data, [f.name for f in _fields(cls)] + ["revisions"], ["label"])
+        if "revisions" in data:  # expand() takes it apart first
+            raise _fail(f"{path}.revisions", "read model tables with ModelSpec.expand")
         spec = data.get("spec")
         if spec is not None:
             text = _str(f"{path}.spec", spec)
@@ -187,6 +230,20 @@ class ModelSpec:
                 raise _fail(f"{path}.max_memory", "goes with device_map (for example 'auto')")
         if data.get("device") is not None and device_map is not None:
             raise _fail(f"{path}.device", "give device or device_map, not both")
+        untrained = data.get("untrained", False)
+        if not isinstance(untrained, bool):
+            raise _fail(f"{path}.untrained", f"expected true or false, got {untrained!r}")
+        seed = data.get("seed")
+        if seed is not None:
+            if not untrained:
+                raise _fail(
+                    f"{path}.seed",
+                    "the initialization seed of an untrained twin: add untrained = true, or "
+                    "remove seed",
+                )
+            seed = _int(f"{path}.seed", seed, 0)
+        if untrained and device_map is not None:
+            raise _fail(f"{path}.device_map", "an untrained twin is built in memory: use device")
         return cls(
             label=_str(f"{path}.label", data["label"]),
             spec=spec,
@@ -195,6 +252,9 @@ class ModelSpec:
             device=_device(f"{path}.device", data.get("device")),
             device_map=dict(device_map) if isinstance(device_map, Mapping) else device_map,
             max_memory=dict(max_memory) if max_memory is not None else None,
+            untrained=untrained,
+            seed=seed,
+            lineage=data.get("lineage") and _str(f"{path}.lineage", data["lineage"]),
         )
 
 
@@ -302,14 +362,33 @@ class BrainDataSpec:
     @classmethod
     def parse(cls, path: str, data: Any, base: Path) -> BrainDataSpec:
         data = _keys(path, data, [f.name for f in _fields(cls)], ["path"])
-        file = _file(f"{path}.path", data["path"], base, folder_ok=False)
-        return cls(
+        file = _file(f"{path}.path", data["path"], base)
+        if Path(file).is_dir():
+            raise _fail(f"{path}.path", f"{file} is a folder; {BRAIN_LAYOUT}")
+        found = cls(
             path=file,
             name=_str(f"{path}.name", data.get("name", Path(file).stem)),
             sentence=_str(f"{path}.sentence", data.get("sentence", "Sentence")),
             responses=_strings(f"{path}.responses", data.get("responses", ["EffectSize"])),
             groups=data.get("groups") and _str(f"{path}.groups", data["groups"]),
         )
+        try:  # the header, checked before any model loads
+            columns = list(pd.read_csv(file, nrows=0, encoding="utf-8").columns)
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as error:
+            raise _fail(
+                f"{path}.path", f"{file} is not a CSV file ({error}); {BRAIN_LAYOUT}"
+            ) from None
+        wanted = {"sentence": [found.sentence], "responses": found.responses,
+                  "groups": [found.groups] if found.groups else []}  # fmt: skip
+        for key, names in wanted.items():
+            for name in names:
+                if name not in columns:
+                    raise _fail(
+                        f"{path}.{key}",
+                        f"{file} has no column {name!r} (its columns: {columns[:8]}); name "
+                        f"its columns with sentence, responses and groups; {BRAIN_LAYOUT}",
+                    )
+        return found
 
 
 @dataclass
@@ -475,7 +554,9 @@ class Study:
             raise _fail("networks", "expected a list of tables ([[networks]])")
         return cls(
             name=_str("name", data.get("name", name)),
-            models=[ModelSpec.parse(f"models[{i}]", m, base) for i, m in enumerate(models)],
+            models=[
+                s for i, m in enumerate(models) for s in ModelSpec.expand(f"models[{i}]", m, base)
+            ],
             networks=[NetworkSpec.parse(f"networks[{i}]", n, base) for i, n in enumerate(networks)],
             ablation=AblationSpec.parse("ablation", data.get("ablation", {}), base),
             tasks=_task_options("tasks", data.get("tasks", {}), base),

@@ -62,9 +62,11 @@ class ModelRunner:
         """Load the model (once); returns its signature."""
         if self.model is None:
             spec = self.spec
+            twin: dict[str, Any] = {"untrained": True, "seed": spec.seed or 0}
             self.model = load_model(
                 spec.spec, revision=spec.revision, dtype=spec.dtype, device=spec.device,
                 device_map=spec.device_map, max_memory=spec.max_memory,
+                **(twin if spec.untrained else {}),
             )  # fmt: skip
             self.loads += 1
         return model_signature(self.model)
