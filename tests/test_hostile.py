@@ -457,6 +457,11 @@ CLI_CASES: list[tuple[str, Callable[[Work], list[Any]], str | None]] = [
         (f"top={top}", loc_args("--top", top), "top")
         for top in ("0", "-1", "1.5", "abc", "fdr:2", "perm:0", "True", "", "0%")
     ],
+    *[
+        (f"band={band}", loc_args("--band", band), "band")
+        for band in ("90-80%", "0.5", "abc", "0-1.5", "0.2-0.2", "nan-1", "", "a-b%")
+    ],
+    ("band-and-top", loc_args("--band", "80-90%", "--top", "1%"), "give one of them"),
     *[(f"batch-size={b}", loc_args("--batch-size", b), "batch") for b in ("0", "-1", "1.5")],
     ("seed=-1", loc_args("--seed", "-1"), "seed"),
     *[

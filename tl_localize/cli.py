@@ -98,6 +98,7 @@ def _cmd_localize(args: argparse.Namespace) -> int:
     settings = {
         "site": args.site,
         "top": args.top,
+        "band": args.band,
         "pooling": args.pooling,
         "selection": args.selection,
         "batch_size": args.batch_size,
@@ -535,9 +536,15 @@ def build_parser() -> argparse.ArgumentParser:
     loc.add_argument("--negative", default=None, help="negative condition (CSV contrasts)")
     loc.add_argument(
         "--top",
-        default="1%",
+        default=None,
         help="a fraction in (0, 1] ('1%%', 0.01; 1.0 is all units), a count (172), or "
-        "fdr:0.05 / perm:0.05",
+        "fdr:0.05 / perm:0.05 (default 1%%)",
+    )
+    loc.add_argument(
+        "--band",
+        default=None,
+        help="instead of --top, a band of the selectivity ranking from the most selective "
+        "(0) to the least (1): 80-90%% or 0.8-0.9; 99-100%% is the least selective 1%%",
     )
     loc.add_argument("--site", default=None, choices=sorted(SITES))
     loc.add_argument("--pooling", default=None, choices=["last", "mean"])
