@@ -280,6 +280,21 @@ def test_compare_ablation_intervals_and_bad_input(tiny, toy_contrast, toy_pairs)
         n_boot=200, progress=False,
     )  # fmt: skip
     assert set(resampled.table["method"]) == {"resample"}
+    quiet = compare_ablation(
+        tiny, loc, [task], n_random=2, match=["layer", "least_active"], n_boot=200,
+        progress=False,
+    )  # fmt: skip
+    assert quiet.verdicts["match"].tolist() == ["layer", "least_active"]
+    assert (quiet.verdicts["n_seeds"] == 2).all() and quiet.verdicts["verdict"].notna().all()
+    least = quiet.table[quiet.table["match"] == "least_active"]
+    magnitude = loc.stats["magnitude"]
+    for seed in (0, 1):
+        drawn = loc.units.random_like(seed, "least_active", magnitude)
+        assert len(drawn) == least["n_units"].iloc[seed] == 6
+        assert magnitude[drawn.mask].mean() < magnitude[loc.units.mask].mean()
+    assert "random sets of the least active units" in quiet.summary()
+    with pytest.raises(LocalizeError, match="match='least_active' needs activation magnitudes"):
+        compare_ablation(tiny, loc.units, [task], match="least_active", progress=False)
     with pytest.raises(LocalizeError, match="n_boot must be a whole number of at least 100"):
         compare_ablation(tiny, loc, [task], n_boot=50, progress=False)
     with pytest.raises(LocalizeError, match="method='resample' needs reference="):

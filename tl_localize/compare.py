@@ -41,7 +41,7 @@ from .stats import (
     percentile_interval,
 )
 from .tasks import PreparedTask, Task, prepare_tasks
-from .units import DEFAULT_MATCH, DEFAULT_N_RANDOM, Units, check_matches
+from .units import DEFAULT_MATCH, DEFAULT_N_RANDOM, NEEDS_MAGNITUDE, Units, check_matches
 
 __all__ = [
     "AblationComparison",
@@ -163,13 +163,14 @@ def compare_ablation(
 
     Args:
         units: a :class:`Units`, or a :class:`Localization` (needed for ``fractions``; gives
-            the activation magnitudes for ``match="magnitude"``).
+            the activation magnitudes for ``match="magnitude"`` and ``"least_active"``).
         tasks: names from the task registry (:data:`tl_localize.tasks.TASKS`: ``builtin``,
             ``blimp``, ``syntaxgym``, ``perplexity``, ``arithmetic``, ``false_belief``),
             :class:`~tl_localize.tasks.Task` objects, or ``(name, function)`` pairs.
         n_random: random controls per match (default 3).
-        match: control kinds: ``"uniform"`` (the reference), ``"layer"``, ``"magnitude"``;
-            default both ``uniform`` and ``magnitude``.
+        match: control kinds: ``"uniform"`` (the reference), ``"layer"``, ``"magnitude"``,
+            ``"least_active"`` (the layers' least active units, see
+            :meth:`Units.random_like`); default both ``uniform`` and ``magnitude``.
         method: ``"zero"`` (the reference), ``"mean"`` (with ``means=``) or ``"resample"``
             (with ``reference=``: texts to draw replacement activations from, or a
             :class:`~tl_localize.ablation.ResamplePool` covering every set).
@@ -212,9 +213,10 @@ def compare_ablation(
         )
     if magnitude is None and loc is not None:
         magnitude = loc.stats["magnitude"]
-    if "magnitude" in matches and magnitude is None and n_random:
+    needs = [m for m in matches if m in NEEDS_MAGNITUDE]
+    if needs and magnitude is None and n_random:
         raise LocalizeError(
-            "match='magnitude' needs activation magnitudes: pass the Localization instead of "
+            f"match={needs[0]!r} needs activation magnitudes: pass the Localization instead of "
             "its Units, or magnitude=, or match='uniform'."
         )
     if return_items is not None:

@@ -25,6 +25,7 @@ MATCH_WORDS = {
     "uniform": "uniform random sets",
     "layer": "layer-matched random sets",
     "magnitude": "magnitude-matched random sets",
+    "least_active": "random sets of the least active units",
 }
 
 
