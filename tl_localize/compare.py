@@ -377,7 +377,7 @@ def add_paired_tests(table: pd.DataFrame, found: Sequence[np.ndarray]) -> None:
                 continue
             p_intact[int(i)] = paired_p(found[int(i)], found[intact])
         for _, part in rows[rows["set"] != "intact"].groupby(
-            _groups(table, ["network", "fraction"]), sort=False
+            _groups(table, ["network", "fraction", "band"]), sort=False, dropna=False
         ):
             chosen = part.index[part["set"] == "selected"]
             for i in part.index[part["set"] == "random"]:
@@ -423,7 +423,7 @@ def verdicts(
     """
     out = []
     for _, rows in table[table["set"] != "intact"].groupby(
-        _groups(table, ["model", "network", "task", "fraction"]), sort=False
+        _groups(table, ["model", "network", "task", "fraction", "band"]), sort=False, dropna=False
     ):
         same = table[(table["set"] == "intact") & (table["task"] == rows["task"].iloc[0])]
         if "model" in table.columns:
@@ -444,7 +444,7 @@ def verdicts(
             task = str(chosen["task"])
             harmful = "less" if higher_is_better.get(task, True) else "greater"
             p = paired_permutation_p(diffs, alternative=harmful, seed=seed) if diffs.any() else 1.0
-            row = {k: chosen[k] for k in ("model", "network") if k in table.columns}
+            row = {k: chosen[k] for k in ("model", "network", "band") if k in table.columns}
             out.append(
                 {
                     **row,
@@ -466,6 +466,8 @@ def verdicts(
     columns = list(VERDICT_COLUMNS)
     if "network" in table.columns:
         columns.insert(1, "network")
+    if "band" in table.columns:  # a study's bands of the ranking beside its top fractions
+        columns.insert(columns.index("fraction") + 1, "band")
     return pd.DataFrame(out, columns=columns)
 
 

@@ -29,6 +29,8 @@ def _ablation_rows(result: StudyResult) -> pd.DataFrame:
     data = frame[(frame["set"] != "intact") & ~frame["task"].astype(str).str.startswith("brain:")]
     if data.empty:
         return data
+    if data["band"].isna().any():
+        data = data[data["band"].isna()]  # the top sets; bands are in the table
     top = data.groupby(["model", "network"])["fraction"].transform("max")
     data = data[data["fraction"] == top].copy()
     data["units"] = np.where(

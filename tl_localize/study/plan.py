@@ -24,7 +24,7 @@ from ..models import default_model_path, resolve_dtype
 from ..tasks import PreparedTask, get_task
 from .spec import ModelSpec, NetworkSpec, Study
 
-__all__ = ["Job", "contrast_of", "model_key", "plan_study", "prepared_tasks"]
+__all__ = ["Job", "band_label", "contrast_of", "model_key", "plan_study", "prepared_tasks"]
 
 
 def _hash(*parts: Any) -> str:
@@ -99,6 +99,7 @@ class Job:
     network: str | None = None
     task: str | None = None
     fraction: float | None = None
+    band: tuple[float, float] | None = None  # a band of the ranking instead of the top
     set: str | None = None  # intact | selected | random
     match: str | None = None
     seed: int | None = None
@@ -117,11 +118,34 @@ class Job:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Job:
-        return cls(**{**data, "depends": tuple(data.get("depends", ()))})
+        band = data.get("band")
+        return cls(
+            **{
+                **data,
+                "band": None if band is None else (float(band[0]), float(band[1])),
+                "depends": tuple(data.get("depends", ())),
+            }
+        )
 
 
 def _fraction_name(fraction: float) -> str:
     return f"{100 * fraction:g}pct"
+
+
+def band_label(band: tuple[float, float]) -> str:
+    """``(0.99, 1.0)`` as ``"99-100%"``: the ``band`` column of a study's table."""
+    return f"{100 * band[0]:g}-{100 * band[1]:g}%"
+
+
+def _unit_sets(network: NetworkSpec) -> list[tuple[float, tuple[float, float] | None, str]]:
+    """The network's unit sets: (fraction of the site, band or None, name in job names)."""
+    sets: list[tuple[float, tuple[float, float] | None, str]] = [
+        (fraction, None, _fraction_name(fraction)) for fraction in network.top
+    ]
+    for band in network.band:
+        name = f"band{100 * band[0]:g}-{100 * band[1]:g}pct"
+        sets.append((round(band[1] - band[0], 12), band, name))
+    return sets
 
 
 def plan_study(study: Study, *, model_keys: dict[str, str] | None = None) -> list[Job]:
@@ -150,19 +174,21 @@ def plan_study(study: Study, *, model_keys: dict[str, str] | None = None) -> lis
             depends = (f"{spec.label}/localize-{network.name}",)
             base = (mkey, localize_key[network.name], ablation)
             for task in study.tasks_of(network):
-                for fraction in network.top:
-                    stem = f"eval-{task}-{network.name}-{_fraction_name(fraction)}"
+                for fraction, band, set_name in _unit_sets(network):
+                    stem = f"eval-{task}-{network.name}-{set_name}"
                     common: dict[str, Any] = {
                         "network": network.name,
                         "task": task,
                         "fraction": fraction,
+                        "band": band,
                     }
-                    key = _hash(*base, task, task_digest[task], fraction, "selected")
+                    chosen: Any = fraction if band is None else ["band", *band]
+                    key = _hash(*base, task, task_digest[task], chosen, "selected")
                     jobs.append(Job(spec.label, f"{stem}-selected", "evaluate", key,
                                     set="selected", depends=depends, **common))  # fmt: skip
                     for match in study.ablation.match:
                         for seed in range(study.ablation.n_random):
-                            key = _hash(*base, task, task_digest[task], fraction, match, seed)
+                            key = _hash(*base, task, task_digest[task], chosen, match, seed)
                             jobs.append(
                                 Job(
                                     spec.label,

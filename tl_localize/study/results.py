@@ -13,7 +13,7 @@ from ..compare import summarize_sets
 from ..errors import LocalizeError
 from ..results import process_alive, read_record
 from ..tasks import TASKS
-from .plan import Job
+from .plan import Job, band_label
 from .runner import StudyFolder, _read_json
 from .spec import Study
 from .worker import finished
@@ -21,7 +21,7 @@ from .worker import finished
 __all__ = ["StudyResult", "study_status"]
 
 COLUMNS = [
-    "model", "revision", "network", "site", "fraction", "method", "set", "match", "seed",
+    "model", "revision", "network", "site", "fraction", "band", "method", "set", "match", "seed",
     "task", "metric", "value", "change_pct", "change_low", "change_high", "p_vs_intact",
     "p_vs_selected", "n_units", "n_high_magnitude",
 ]  # fmt: skip
@@ -105,6 +105,7 @@ class StudyResult:
                         {"model": model, "revision": revisions.get(model), "network": job.network,
                          "site": network.site if network else None,
                          "fraction": job.fraction if job.fraction is not None else 0.0,
+                         "band": band_label(job.band) if job.band is not None else None,
                          "method": self.study.ablation.method, "set": job.set,
                          "match": job.match, "seed": job.seed, "task": task,
                          "metric": record["metric"], "n_units": record["n_units"],
@@ -142,13 +143,16 @@ class StudyResult:
             table = pd.read_csv(folder / "alignment.csv")
             network = self.study.network(str(job.network))
             revision = next(m.revision for m in self.study.models if m.label == job.model)
+            own = network.own_selection()
+            band = own.get("band")
             tables.append(
                 table.assign(
                     model=job.model,
                     revision=revision,
                     network=job.network,
                     site=network.site,
-                    fraction=max(network.top),
+                    fraction=own["top"] if band is None else round(band[1] - band[0], 12),
+                    band=None if band is None else band_label(band),
                     method=None,
                     task=f"brain:{job.data}",
                     metric="r",
@@ -182,6 +186,8 @@ class StudyResult:
         if verdicts.empty:
             return pd.DataFrame()
         ablation = verdicts[~verdicts["task"].astype(str).str.startswith("brain:")]
+        if "band" in ablation.columns and ablation["band"].isna().any():
+            ablation = ablation[ablation["band"].isna()]  # the top sets, not the bands
         if ablation.empty:
             return pd.DataFrame()
         top = ablation.groupby(["model", "network"])["fraction"].transform("max")
