@@ -233,7 +233,8 @@ def test_a_study_with_bands_and_least_active_controls(tmp_path, small_contrast, 
     assert (result.status()["status"] == "done").all(), result.failures()
     frame = result.frame()
     assert list(frame.columns).index("band") == list(frame.columns).index("fraction") + 1
-    selected = frame[frame["set"] == "selected"].set_index(frame["band"].fillna("top"))
+    selected = frame[frame["set"] == "selected"]
+    selected = selected.set_index(selected["band"].fillna("top"))
     assert set(selected.index) == {"top", "50-55%", "95-100%"}
     assert (selected["n_units"] == 7).all()  # 5% of 3 x 48 units, whatever the band
     assert set(frame.loc[frame["set"] == "random", "match"]) == {"uniform", "least_active"}
