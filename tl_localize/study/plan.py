@@ -162,6 +162,8 @@ def plan_study(study: Study, *, model_keys: dict[str, str] | None = None) -> lis
         localize_key = {}
         for network in study.networks:
             settings = {k: v for k, v in asdict(network).items() if k != "tasks"}
+            if not settings["band"]:  # keys of studies without bands stay as they were
+                del settings["band"]
             key = _hash(mkey, contrasts[network.name].hash, settings, study.batch_size)
             localize_key[network.name] = key
             jobs.append(Job(spec.label, f"localize-{network.name}", "localize", key,
