@@ -213,3 +213,13 @@ def test_plot_returns_a_figure(tiny):
         fig = loc.plot()
     assert len(fig.axes) == 2
     assert "6 of 96" in fig.axes[0].get_title()
+
+
+@pytest.mark.model
+def test_the_least_selective_band_on_the_default_model(default_model):
+    loc = localize(default_model, "language", top=0.01, progress=False)
+    low, top = loc.select(band=(0.99, 1.0)), loc.select(top=0.01)
+    assert top == loc.units and len(low) == len(top) == 172 and len(low & top) == 0
+    t = loc.stats["t"]
+    assert float(t[low.mask].nan_to_num(-1e9).max()) < float(t[top.mask].min())
+    assert len(loc.select(band=(0.8, 0.9))) == 1728

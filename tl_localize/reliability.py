@@ -21,12 +21,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any, overload
 
 import numpy as np
 import pandas as pd
 import torch
 from jaxtyping import Bool, Float
+from scipy import stats as sps
 from torch import Tensor
 
 from .activations import stacked_activations
@@ -70,25 +71,13 @@ def _corr(x: Tensor, y: Tensor) -> float:
 
 
 def _rank_corr(x: Tensor, y: Tensor) -> float:
-    """Spearman's rho: Pearson r of the ranks of the units finite in both maps."""
+    """Spearman's rho: Pearson r of the ranks (ties at their mean rank) of the units finite
+    in both maps."""
     ok = torch.isfinite(x) & torch.isfinite(y)
     if int(ok.sum()) < 3:
         return math.nan
-    a, b = x[ok].double(), y[ok].double()
-    return _corr(_ranks(a), _ranks(b))
-
-
-def _ranks(values: Tensor) -> Tensor:
-    """Ranks 0..n-1, ties given their mean rank."""
-    order = values.argsort()
-    ranks = torch.empty_like(values)
-    ranks[order] = torch.arange(len(values), dtype=values.dtype)
-    if len(torch.unique(values)) < len(values):  # average ranks within ties
-        _, inverse = torch.unique(values, return_inverse=True)
-        sums = torch.zeros(int(inverse.max()) + 1, dtype=values.dtype).index_add(0, inverse, ranks)
-        counts = torch.bincount(inverse).to(values.dtype)
-        ranks = (sums / counts)[inverse]
-    return ranks
+    ranks = [torch.from_numpy(sps.rankdata(v[ok].double().numpy())) for v in (x, y)]
+    return _corr(ranks[0], ranks[1])
 
 
 def _t(
@@ -109,6 +98,7 @@ def split_half(
     absolute: bool = True,
     selection: str = "global",
     size: int | None = None,
+    per_layer: bool = True,
 ) -> pd.DataFrame:
     """Split-half agreement from stored pooled activations of the two conditions.
 
@@ -116,7 +106,8 @@ def split_half(
     the halves select ``top`` units each (as :func:`localize` would). With ``size``, each
     half is the first ``size`` and the next ``size`` stimuli of the shuffled order instead
     (at most half of the smaller condition), so that the same seed draws nested subsets for
-    every size. Returns one row per split and scope (``all``, then each layer): ``n_a``,
+    every size. Returns one row per split and scope (``all``, then each layer unless
+    ``per_layer=False``): ``n_a``,
     ``n_b`` (units selected by each half), ``overlap``, ``dice``, ``jaccard``, ``t_corr``
     (Pearson r of the two halves' t), ``t_spearman`` (Spearman's rho of the same) and
     ``chance_dice`` (the Dice two random sets of sizes ``n_a`` and ``n_b`` reach on
@@ -147,6 +138,10 @@ def split_half(
     rng = np.random.default_rng(seed)
     n_layers = positive.shape[1]
     rows: list[dict[str, Any]] = []
+    # once, not per split: the moments' precision and the absolute values
+    positive, negative = positive.to(torch.float64), negative.to(torch.float64)
+    if absolute:
+        positive, negative = positive.abs(), negative.abs()
     for split in range(n_splits):
         halves = []
         for values in (positive, negative):
@@ -154,11 +149,12 @@ def split_half(
             cut = values.shape[0] // 2 if size is None else size
             end = values.shape[0] if size is None else 2 * size
             halves.append((values[order[:cut]], values[order[cut:end]]))
-        t_a = _t(halves[0][0], halves[1][0], absolute)
-        t_b = _t(halves[0][1], halves[1][1], absolute)
+        t_a = _t(halves[0][0], halves[1][0], absolute=False)
+        t_b = _t(halves[0][1], halves[1][1], absolute=False)
         a, b = select_top(t_a, top, selection), select_top(t_b, top, selection)
         scopes: list[tuple[Any, slice]] = [("all", slice(None))]
-        scopes += [(layer, slice(layer, layer + 1)) for layer in range(n_layers)]
+        if per_layer:
+            scopes += [(layer, slice(layer, layer + 1)) for layer in range(n_layers)]
         for scope, part in scopes:
             ma, mb = a[part], b[part]
             n_a, n_b = int(ma.sum()), int(mb.sum())
@@ -391,7 +387,7 @@ def reliability(
     top: float | int | str = ...,
     n_splits: int = ...,
     seed: int = ...,
-    sizes: Sequence[int] | Literal["auto"],
+    sizes: Sequence[int] | str,
     progress: bool = ...,
     **localize_settings: Any,
 ) -> LocalizerPower: ...
@@ -493,8 +489,9 @@ def reliability(
     }
     if checked is not None:
         parts = [
-            split_half(values[conditions[0]], values[conditions[1]], size=n, **options)
-            .query("scope == 'all'")
+            split_half(
+                values[conditions[0]], values[conditions[1]], size=n, per_layer=False, **options
+            )
             .drop(columns="scope")
             .assign(size=n)
             for n in checked
