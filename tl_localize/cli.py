@@ -132,6 +132,7 @@ def _cmd_localize(args: argparse.Namespace) -> int:
 def _cmd_reliability(args: argparse.Namespace) -> int:
     from .contrast import Contrast
     from .localize import _resolve_config, significance
+    from .models import model_signature
     from .reliability import _check_sizes, reliability
     from .results import atomic_folder, check_output, now, versions, write_record
 
@@ -190,7 +191,7 @@ def _cmd_reliability(args: argparse.Namespace) -> int:
             "created": now(),
             "command": _command(args),
             "contrast": {"name": contrast.name, "hash": contrast.hash, "sizes": contrast.sizes()},
-            "model": {"model": str(model.cfg.model_name)},
+            "model": model_signature(model),
             "settings": power.settings,
             "summary": power.summary(),
             "versions": versions(),
