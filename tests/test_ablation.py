@@ -124,3 +124,36 @@ def test_magnitude_matched_controls_and_diagnostic():
     assert len(high_magnitude_units(uniform, magnitude)) == 0
     with pytest.raises(LocalizeError, match="match='magnitude' needs magnitude="):
         units.random_like(0, "magnitude")
+
+
+def test_least_active_controls_come_from_each_layers_quietest_units():
+    gen = torch.Generator().manual_seed(1)
+    magnitude = torch.rand(4, 200, generator=gen) * 5 + 1
+    mask = torch.zeros(4, 200, dtype=torch.bool)
+    mask[1, :12] = True
+    mask[3, 50:53] = True
+    quietest = magnitude.argsort(dim=1)[:, :25]  # more than the 10% pool of 20, selected ones too
+    mask[3, quietest[3, 0]] = True  # a selected unit among the quietest: never drawn again
+    units = Units(mask, "resid_post", "m")
+    control = units.random_like(0, "least_active", magnitude)
+    assert len(control) == len(units) and len(control & units) == 0
+    assert control.per_layer()["count"].tolist() == units.per_layer()["count"].tolist()
+    for layer in (1, 3):
+        free = (~mask[layer]).nonzero().flatten()
+        pool = free[magnitude[layer, free].argsort()[:20]]  # the 20 least active unselected
+        assert set(control.mask[layer].nonzero().flatten().tolist()) <= set(pool.tolist())
+    assert control == units.random_like(0, "least_active", magnitude)  # seeded
+    assert control != units.random_like(1, "least_active", magnitude)
+    layer_matched = units.random_like(0, "layer")
+    assert magnitude[control.mask].mean() < magnitude[layer_matched.mask].mean()
+    crowded = torch.zeros(4, 200, dtype=torch.bool)
+    crowded[0, :30] = True  # more selected units than the pool of 20: the 30 quietest others
+    whole = Units(crowded, "resid_post", "m").random_like(0, "least_active", magnitude)
+    expected = 30 + magnitude[0, 30:].argsort()[:30]
+    assert whole.mask[0].nonzero().flatten().tolist() == sorted(expected.tolist())
+    with pytest.raises(LocalizeError, match="match='least_active' needs magnitude="):
+        units.random_like(0, "least_active")
+    full = torch.zeros(4, 200, dtype=torch.bool)
+    full[2, :150] = True
+    with pytest.raises(LocalizeError, match="least-active control is impossible"):
+        Units(full, "resid_post", "m").random_like(0, "least_active", magnitude)

@@ -133,6 +133,8 @@ def test_bad_brain_data(tiny, make_tiny, planted):
         brain_alignment(tiny, units, data, match="uniform", progress=False)
     with pytest.raises(LocalizeError, match="match='magnitude' needs activation magnitudes"):
         brain_alignment(tiny, units, planted[0], progress=False)
+    with pytest.raises(LocalizeError, match="match='least_active' needs activation magnitudes"):
+        brain_alignment(tiny, units, planted[0], match=["least_active"], progress=False)
     with pytest.raises(LocalizeError, match="n_boot must be a whole number of at least 100"):
         brain_alignment(tiny, units, planted[0], match="uniform", n_boot=10, progress=False)
     constant = pd.DataFrame({"Sentence": ["a", "b", "c"], "EffectSize": [1.0, 1.0, 1.0]})

@@ -71,6 +71,33 @@ def test_localize_command_writes_a_complete_record(small_csv, tmp_path, default_
     assert not {"heads.csv", "check.csv", "top_stimuli.view.html"} & {p.name for p in att.iterdir()}
 
 
+def test_band_and_reliability_commands(small_csv, tmp_path, default_model, capsys):
+    contrast = ["--contrast", str(small_csv), "--positive", "S", "--negative", "N"]
+    low, top = tmp_path / "low", tmp_path / "top"
+    for out, choice in ((low, ["--band", "99-100%"]), (top, ["--top", "1%"])):
+        argv = ["localize", *contrast, *choice, "--pooling", "last", "--out", str(out)]
+        assert main([*argv, "--quiet"]) == 0
+    a, b = Units.load(low / "units.safetensors"), Units.load(top / "units.safetensors")
+    assert len(a) == len(b) == 172 and len(a & b) == 0
+    record = json.loads((low / "record.json").read_text())
+    assert record["config"]["band"] == [0.99, 1.0] and record["config"]["top"] is None
+    assert record["selection"]["method"] == "band" and "band 99-100%" in record["summary"]
+    capsys.readouterr()
+    power = tmp_path / "power"
+    argv = ["reliability", *contrast, "--pooling", "last", "--sizes", "4,12", "--n-splits", "5"]
+    assert main([*argv, "--out", str(power), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert {p.name for p in power.iterdir()} == {
+        "record.json", "power.csv", "splits.csv", "power.png",
+    }  # fmt: skip
+    table = pd.read_csv(power / "power.csv")
+    assert table["size"].tolist() == [4, 12] and (table["n_splits"] == 5).all()
+    record = json.loads((power / "record.json").read_text())
+    assert record["tl_localize"]["kind"] == "localizer power"
+    assert record["settings"]["sizes"] == [4, 12] and record["summary"] in printed
+    assert "12 stimuli per condition" in record["summary"] or "from 4 " in record["summary"]
+
+
 def test_cli_errors_are_messages(small_csv, tmp_path, capsys):
     out = str(tmp_path / "o")
     assert main(["localize", "--contrast", str(small_csv), "--out", out]) == 2

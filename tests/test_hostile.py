@@ -457,6 +457,40 @@ CLI_CASES: list[tuple[str, Callable[[Work], list[Any]], str | None]] = [
         (f"top={top}", loc_args("--top", top), "top")
         for top in ("0", "-1", "1.5", "abc", "fdr:2", "perm:0", "True", "", "0%")
     ],
+    *[
+        (f"band={band}", loc_args("--band", band), "band")
+        for band in ("90-80%", "0.5", "abc", "0-1.5", "0.2-0.2", "nan-1", "", "a-b%")
+    ],
+    ("band-and-top", loc_args("--band", "80-90%", "--top", "1%"), "give one of them"),
+    *[
+        (f"reliability-{i}", lambda w, a=a: ["reliability", "--out", "out", *a], name)
+        for i, (a, name) in enumerate(
+            [
+                (["--sizes", "1.5"], "--sizes"),
+                (["--sizes", "0"], "--sizes"),
+                (["--sizes", "500"], "at most 120"),
+                (["--sizes", "many"], "--sizes"),
+                (["--top", "fdr:0.05"], "--top"),
+                (["--top", "0"], "top"),
+                (["--n-splits", "1"], "--n-splits"),
+                (["--seed", "-1"], "--seed"),
+                (["--contrast", "nothing.csv"], "nothing.csv"),
+                (
+                    [
+                        "--contrast",
+                        "stim.csv",
+                        "--positive",
+                        "words",
+                        "--negative",
+                        "junk",
+                        "--sizes",
+                        "5",
+                    ],
+                    "at most 4 each",
+                ),
+            ]
+        )
+    ],
     *[(f"batch-size={b}", loc_args("--batch-size", b), "batch") for b in ("0", "-1", "1.5")],
     ("seed=-1", loc_args("--seed", "-1"), "seed"),
     *[

@@ -8,7 +8,7 @@ from scipy import stats as sps
 
 from tl_localize import Contrast, Localization, LocalizeError, localize
 from tl_localize.activations import pooled_activations
-from tl_localize.localize import resolve_top, select_top
+from tl_localize.localize import band_positions, parse_band, resolve_top, select_band, select_top
 
 POS = [f"the {w} sat on a mat" for w in ["cat", "dog", "owl", "fox", "hen", "ram", "cow", "elk"]]
 NEG = [f"zq{w}x vbk qqp" for w in ["ab", "cd", "ef", "gh", "ij", "kl", "mn", "op"]]
@@ -75,6 +75,66 @@ def test_resolve_top():
 def test_select_top_ignores_nan():
     scores = torch.tensor([[float("nan"), 1.0], [3.0, 2.0]])
     assert select_top(scores, 2).tolist() == [[False, False], [True, True]]
+
+
+def test_band_positions_round_as_top_does():
+    for n in (96, 576, 17280, 17281, 100):
+        for f in (0.01, 0.1, 0.125, 0.5):
+            k = resolve_top(f, n) if int(f * n) >= 1 else None
+            if k is None:
+                continue
+            assert band_positions((0, f), n) == (0, k)  # (0, f) is top=f
+            assert band_positions((1 - f, 1.0), n) == (n - k, n)  # the other end, same size
+    assert band_positions((0.8, 0.9), 100) == (80, 90)  # (0.9 - 0.8) * 100 < 10 in floats
+    assert band_positions(parse_band("80-90%"), 17280) == (13824, 15552)
+    with pytest.raises(LocalizeError, match="selects none"):
+        band_positions((0.5, 0.501), 96)
+
+
+def test_parse_band_spellings_and_mistakes():
+    assert parse_band("80-90%") == parse_band("80%-90%") == parse_band("0.8-0.9") == (0.8, 0.9)
+    assert parse_band((0.99, 1)) == (0.99, 1.0) and parse_band(np.array([0, 0.5]).tolist())
+    for bad in ("90-80%", "0.5", "1-2", (0.2, 0.2), (-0.1, 0.5), (0.5, 1.1), ("a", 1), 0.5,
+                (True, 1), "nan-1", (0.1, 0.2, 0.3)):  # fmt: skip
+        with pytest.raises(LocalizeError, match="band="):
+            parse_band(bad)
+
+
+def test_select_band_ranks_by_t_with_nan_last():
+    scores = torch.tensor([[5.0, float("nan"), 1.0, 4.0], [3.0, 2.0, 0.0, -1.0]])
+    assert select_band(scores, (0, 0.25)).tolist() == select_top(scores, 2).tolist()
+    low = select_band(scores, (0.75, 1.0))  # ranks 6 and 7: -1 and the NaN
+    assert low.tolist() == [[False, True, False, False], [False, False, False, True]]
+    middle = select_band(scores, (0.25, 0.5))  # ranks 2, 3: t 3 and 2
+    assert middle.tolist() == [[False, False, False, False], [True, True, False, False]]
+    per_layer = select_band(scores, (0.5, 1.0), "per_layer")
+    assert per_layer.tolist() == [[False, True, True, False], [False, False, True, True]]
+
+
+def test_bands_in_localize_and_select(tiny, tmp_path):
+    loc = localize(tiny, CONTRAST, band=(0.9, 1.0), progress=False)
+    top = localize(tiny, CONTRAST, top=0.1, progress=False)
+    assert len(loc.units) == len(top.units) == 9 and len(loc.units & top.units) == 0
+    t = loc.stats["t"]
+    assert float(t[loc.units.mask].max()) <= float(t[~loc.units.mask].min())  # the lowest t
+    assert loc.record["selection"]["method"] == "band" and loc.config.top is None
+    assert "band 90-100%" in loc.summary() and "band=0.9-1" in loc._repr_html_()
+    back = Localization.load(loc.save(tmp_path / "band", figure=False))
+    assert back.config.band == (0.9, 1.0) and back.units == loc.units
+    assert loc.select(top=0.1) == top.units and loc.select(band="90-100%") == loc.units
+    middle = top.select(band=(0.5, 0.6))
+    ranks = t.reshape(-1).argsort(descending=True).argsort().reshape(t.shape)
+    assert sorted(ranks[middle.mask].tolist()) == list(range(48, 57))
+    per_layer = localize(tiny, CONTRAST, band=(0.75, 1.0), selection="per_layer", progress=False)
+    assert per_layer.units.mask.sum(1).tolist() == [8, 8, 8]
+    with pytest.raises(LocalizeError, match="give one of them"):
+        localize(tiny, CONTRAST, top=0.1, band=(0.8, 0.9), progress=False)
+    with pytest.raises(LocalizeError, match="selects none"):
+        localize(tiny, CONTRAST, band=(0.5, 0.505), progress=False)
+    with pytest.raises(LocalizeError, match="one of them"):
+        loc.select()
+    with pytest.raises(LocalizeError, match="significance threshold"):
+        loc.select("fdr:0.05")
 
 
 def test_bad_arguments_fail_before_running(tiny):
@@ -153,3 +213,13 @@ def test_plot_returns_a_figure(tiny):
         fig = loc.plot()
     assert len(fig.axes) == 2
     assert "6 of 96" in fig.axes[0].get_title()
+
+
+@pytest.mark.model
+def test_the_least_selective_band_on_the_default_model(default_model):
+    loc = localize(default_model, "language", top=0.01, progress=False)
+    low, top = loc.select(band=(0.99, 1.0)), loc.select(top=0.01)
+    assert top == loc.units and len(low) == len(top) == 172 and len(low & top) == 0
+    t = loc.stats["t"]
+    assert float(t[low.mask].nan_to_num(-1e9).max()) < float(t[top.mask].min())
+    assert len(loc.select(band=(0.8, 0.9))) == 1728

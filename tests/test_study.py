@@ -19,7 +19,7 @@ import pytest
 import torch
 from statsmodels.stats.multitest import multipletests
 
-from tl_localize import LocalizeError, load_model, localize
+from tl_localize import LocalizeError, Units, load_model, localize
 from tl_localize.cli import main
 from tl_localize.report import build_study_report
 from tl_localize.study import Study, StudyResult, plan_study, run_study
@@ -104,6 +104,30 @@ tasks = ["builtin"]
     assert changed == {"llama/attribution-lang-builtin"}
 
 
+def test_bands_and_the_least_active_control_in_a_study_spec(small_contrast, tiny_hf):
+    data = spec([{"label": "llama", "spec": str(tiny_hf["llama"])}], small_contrast)
+    data["networks"][0]["band"] = [0.99, 1.0]  # one band, and no top: only the band
+    del data["networks"][0]["top"]
+    data["ablation"]["match"] = ["least_active"]
+    study = Study.from_dict(data)
+    assert study.networks[0].band == [(0.99, 1.0)] and study.networks[0].top == []
+    assert study.networks[0].own_selection() == {"band": (0.99, 1.0)}
+    data["networks"][0].update(band=[[0.8, 0.9], "99-100%"], top=[0.01])
+    study = Study.from_dict(data)
+    assert study.networks[0].band == [(0.8, 0.9), (0.99, 1.0)]
+    again = Study.from_dict(json.loads(json.dumps(study.to_dict())))  # as study.json reads
+    assert again.networks[0].band == study.networks[0].band and again.digest() == study.digest()
+    jobs = [j for j in plan_study(study) if j.set == "selected"]
+    assert [(j.name, j.fraction, j.band) for j in jobs] == [
+        ("eval-builtin-lang-1pct-selected", 0.01, None),
+        ("eval-builtin-lang-band80-90pct-selected", 0.1, (0.8, 0.9)),
+        ("eval-builtin-lang-band99-100pct-selected", 0.01, (0.99, 1.0)),
+    ]
+    assert len({j.key for j in jobs}) == 3  # the top 1% and the band 99-100%: other sets
+    assert {j.match for j in plan_study(study) if j.set == "random"} == {"least_active"}
+    assert all(j == type(j).from_dict(json.loads(json.dumps(j.to_dict()))) for j in jobs)
+
+
 BAD_SPECS = [
     ({"models": []}, "models: the study names no model"),
     ({"models": [{"label": "a"}, {"label": "a"}]}, r"models\[1\].label: 'a' is used twice"),
@@ -115,6 +139,11 @@ BAD_SPECS = [
     ({"networks": [{"name": "x", "site": "neurons"}]}, r"networks\[0\].site: 'neurons' is not"),
     ({"networks": [{"name": "x", "top": [1.5]}]}, r"networks\[0\].top\[0\]: 1.5 is not a fraction"),
     ({"networks": [{"name": "x", "tasks": ["glue"]}]}, r"networks\[0\].tasks\[0\]: 'glue' is not"),
+    ({"networks": [{"name": "x", "band": [0.9, 0.8]}]}, r"networks\[0\].band: band=\[0.9, 0.8\]"),
+    ({"networks": [{"name": "x", "band": [[0.8, 0.9], "x"]}]}, r"networks\[0\].band\[1\]: "),
+    ({"networks": [{"name": "x", "band": 0.5}]}, r"networks\[0\].band: expected a band"),
+    ({"networks": [{"name": "x", "top": []}]}, r"networks\[0\].top: give at least one"),
+    ({"ablation": {"match": ["quiet"]}}, r"ablation.match\[0\]: 'quiet' is not one of"),
     ({"tasks": {"glue": {}}}, r"tasks.glue: unknown task"),
     ({"tasks": {"blimp": {}}}, r"tasks.blimp.blimp: required"),
     ({"tasks": {"blimp": {"blimp": "nowhere"}}}, r"tasks.blimp.blimp: no file or folder"),
@@ -221,6 +250,32 @@ def test_a_study_runs_resumes_and_reports(tmp_path, small_contrast, tiny_hf, cap
     n = int(result.verdicts()["p_adjusted"].notna().sum())
     assert f"p-values adjusted over the study&#x27;s {n} comparisons by Holm" in page
     assert (headline["n_comparisons"] == n).all() and (headline["adjust"] == "holm").all()
+
+
+@pytest.mark.study
+def test_a_study_with_bands_and_least_active_controls(tmp_path, small_contrast, tiny_hf):
+    data = spec([{"label": "llama", "spec": str(tiny_hf["llama"])}], small_contrast)
+    data["networks"][0]["band"] = [[0.5, 0.55], [0.95, 1.0]]
+    data["ablation"]["match"] = ["uniform", "least_active"]
+    result = run_study(Study.from_dict(data), tmp_path / "out", progress=False)
+    assert (result.status()["status"] == "done").all(), result.failures()
+    frame = result.frame()
+    assert list(frame.columns).index("band") == list(frame.columns).index("fraction") + 1
+    selected = frame[frame["set"] == "selected"]
+    selected = selected.set_index(selected["band"].fillna("top"))
+    assert set(selected.index) == {"top", "50-55%", "95-100%"}
+    loc = result.localization("llama", "lang")
+    n = int(0.05 * loc.units.n_units)
+    assert n >= 3 and (selected["n_units"] == n).all()  # 5% of the site, whatever the band
+    assert set(frame.loc[frame["set"] == "random", "match"]) == {"uniform", "least_active"}
+    verdicts = result.verdicts()
+    assert len(verdicts) == 3 * 2 and set(verdicts["band"].fillna("top")) == set(selected.index)
+    jobs = tmp_path / "out" / "jobs" / "llama"
+    top = Units.load(jobs / "eval-builtin-lang-5pct-selected" / "units.safetensors")
+    low = Units.load(jobs / "eval-builtin-lang-band95-100pct-selected" / "units.safetensors")
+    assert len(top) == len(low) == n and len(top & low) == 0
+    assert low == loc.select(band=(0.95, 1.0)) and top == loc.units
+    assert len(result.headline()) == 1  # the headline is the top set's
 
 
 def _toml(data):

@@ -3,6 +3,7 @@ resample ablation, intervals and verdicts, model checks (fast tier: tiny models 
 synthetic data; every statistic against an independent computation)."""
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -25,7 +26,7 @@ from tl_localize import (
 )
 from tl_localize.ablation import resample_pool
 from tl_localize.compare import verdicts
-from tl_localize.reliability import dice, jaccard, split_half
+from tl_localize.reliability import LocalizerPower, dice, jaccard, split_half
 from tl_localize.stats import (
     bootstrap_indices,
     mcnemar_p,
@@ -85,6 +86,95 @@ def test_reliability_runs_the_model_once(tiny, toy_contrast, monkeypatch):
         reliability(tiny, toy_contrast, top="fdr:0.05", progress=False)
     with pytest.raises(LocalizeError, match="unknown settings"):
         reliability(tiny, toy_contrast, top=6, holdout=0.5, progress=False)
+
+
+# -- the localizer's power: agreement by the number of stimuli ---------------------------
+def test_split_half_sizes_draw_nested_disjoint_sets_and_match_scipy():
+    pos, neg = _planted(n=40)
+    # size = half of each condition is the plain split-half design
+    pd.testing.assert_frame_equal(
+        split_half(pos, neg, top=10, n_splits=3, absolute=False, size=20),
+        split_half(pos, neg, top=10, n_splits=3, absolute=False),
+    )
+    frame = split_half(pos, neg, top=10, n_splits=2, seed=5, absolute=False, size=7)
+    row = frame[(frame["scope"] == "all") & (frame["split"] == 1)].iloc[0]
+    rng = np.random.default_rng(5)  # the same draws, independently: split 1 follows split 0
+    orders = [rng.permutation(40) for _ in range(4)][2:]
+    t = []
+    for part in (slice(0, 7), slice(7, 14)):
+        a, b = pos[orders[0][part]].double().numpy(), neg[orders[1][part]].double().numpy()
+        t.append(sps.ttest_ind(a, b, equal_var=False).statistic.reshape(-1))
+    assert row["t_corr"] == pytest.approx(sps.pearsonr(t[0], t[1]).statistic, abs=1e-6)
+    assert row["t_spearman"] == pytest.approx(sps.spearmanr(t[0], t[1]).statistic, abs=1e-6)
+    top_a, top_b = set(np.argsort(-t[0])[:10]), set(np.argsort(-t[1])[:10])
+    assert row["overlap"] == len(top_a & top_b)
+    with pytest.raises(LocalizeError, match="at most 20 each"):
+        split_half(pos, neg, top=10, size=21)
+
+
+def test_power_curve_rises_with_the_number_of_stimuli(tiny, toy_contrast, monkeypatch):
+    pos, neg = _planted(n=64, shift=1.2)
+    from tl_localize.reliability import _power_table
+
+    parts = []
+    for n in (4, 8, 16, 32):
+        part = split_half(pos, neg, top=10, n_splits=20, absolute=False, size=n)
+        parts.append(part[part["scope"] == "all"].assign(size=n))
+    table = _power_table(pd.concat(parts, ignore_index=True))
+    assert table["dice"].is_monotonic_increasing and table["t_corr"].is_monotonic_increasing
+    assert table["dice"].iloc[-1] > 0.8 > table["dice"].iloc[0]
+    assert ((table["dice_low"] <= table["dice"]) & (table["dice"] <= table["dice_high"])).all()
+    assert np.allclose(table["chance_dice"], 10 / 200)
+    # on a model: one pass over the stimuli, whatever the sizes and splits
+    calls = []
+    real = activations.run_pooled
+    monkeypatch.setattr(activations, "run_pooled", lambda *a, **k: calls.append(1) or real(*a, **k))
+    power = reliability(tiny, toy_contrast, top=6, sizes=[2, 3, 4], n_splits=8, progress=False)
+    assert len(calls) == 2
+    assert power.table["size"].tolist() == [2, 3, 4] and (power.table["n_splits"] == 8).all()
+    assert len(power.splits) == 3 * 8 and np.allclose(power.table["chance_dice"], 6 / 96)
+    first = power.splits[power.splits["size"] == 4]
+    assert power.table.iloc[2]["dice"] == pytest.approx(first["dice"].mean())
+    assert power.table.iloc[2]["dice_low"] == pytest.approx(np.percentile(first["dice"], 2.5))
+    n = power.reached()
+    sentence = power.summary()
+    if n is None:
+        assert "none of the sizes" in sentence and "more than 4 per condition" in sentence
+    else:
+        assert f"from {n} stimuli per condition" in sentence
+    easy = LocalizerPower(power.table, power.splits, power.settings, target=0.0)
+    assert power.reached(target=0.0) == easy.reached() == 2
+    assert "reach a split-half Dice of 0 from 2 stimuli per condition" in easy.summary()
+    assert "Localizer power" in power._repr_html_() and power.plot().axes
+    assert reliability(tiny, toy_contrast, top=6, sizes="auto", progress=False).table[
+        "size"
+    ].tolist() == [4]  # 8 stimuli per condition: two disjoint sets of 4
+    for bad, message in [
+        ([5], "at most 4 each"),
+        ([1, 2], "at least 2"),
+        ([], "non-empty list"),
+        ("some", "'auto'"),
+    ]:
+        with pytest.raises(LocalizeError, match=message):
+            reliability(tiny, toy_contrast, top=6, sizes=bad, progress=False)
+    with pytest.raises(LocalizeError, match="n_splits"):
+        reliability(tiny, toy_contrast, top=6, sizes=[2], n_splits=1, progress=False)
+
+
+@pytest.mark.model
+def test_power_of_the_language_localizer_on_the_default_model(default_model):
+    power = reliability(default_model, "language", sizes="auto", progress=False)
+    table = power.table
+    assert table["size"].tolist() == [5, 10, 20, 40, 80, 120]
+    assert (table["dice"] > 5 * table["chance_dice"]).iloc[2:].all()
+    for later in range(1, len(table)):  # monotone within the intervals
+        for earlier in range(later):
+            assert table["dice"].iloc[later] >= table["dice_low"].iloc[earlier]
+            assert table["t_corr"].iloc[later] >= table["t_corr_low"].iloc[earlier]
+    sentence = power.summary()
+    assert re.search(r"\d+ stimuli per condition", sentence), sentence
+    assert power.reached() is None or power.reached() in table["size"].tolist()
+    print(table.to_string(), sentence, sep="\n")
 
 
 # -- held-out selectivity -----------------------------------------------------------------
@@ -282,6 +372,21 @@ def test_compare_ablation_intervals_and_bad_input(tiny, toy_contrast, toy_pairs)
         n_boot=200, progress=False,
     )  # fmt: skip
     assert set(resampled.table["method"]) == {"resample"}
+    quiet = compare_ablation(
+        tiny, loc, [task], n_random=2, match=["layer", "least_active"], n_boot=200,
+        progress=False,
+    )  # fmt: skip
+    assert quiet.verdicts["match"].tolist() == ["layer", "least_active"]
+    assert (quiet.verdicts["n_seeds"] == 2).all() and quiet.verdicts["verdict"].notna().all()
+    least = quiet.table[quiet.table["match"] == "least_active"]
+    magnitude = loc.stats["magnitude"]
+    for seed in (0, 1):
+        drawn = loc.units.random_like(seed, "least_active", magnitude)
+        assert len(drawn) == least["n_units"].iloc[seed] == 6
+        assert magnitude[drawn.mask].mean() < magnitude[loc.units.mask].mean()
+    assert "random sets of the least active units" in quiet.summary()
+    with pytest.raises(LocalizeError, match="match='least_active' needs activation magnitudes"):
+        compare_ablation(tiny, loc.units, [task], match="least_active", progress=False)
     with pytest.raises(LocalizeError, match="n_boot must be a whole number of at least 100"):
         compare_ablation(tiny, loc, [task], n_boot=50, progress=False)
     with pytest.raises(LocalizeError, match="method='resample' needs reference="):

@@ -74,6 +74,7 @@ _EXPORTS: dict[str, str] = {
     "register_task": "tasks",
     "run_study": "study",
     "reliability": "reliability",
+    "LocalizerPower": "reliability",
     "sentence_features": "brain",
     "top_stimuli": "views",
     "top_stimuli_view": "views",
@@ -97,6 +98,7 @@ __all__ = [
     "Localization",
     "LocalizeConfig",
     "LocalizeError",
+    "LocalizerPower",
     "Model",
     "Overlap",
     "Site",
@@ -209,7 +211,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from .models import load_model
     from .networks import Overlap, overlap, plot_networks, plot_profile, profile
     from .protocol import Model
-    from .reliability import reliability
+    from .reliability import LocalizerPower, reliability
     from .report import write_report
     from .sites import SITES, Site
     from .study import Study, StudyResult, run_study

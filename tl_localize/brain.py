@@ -37,7 +37,7 @@ from .protocol import Model
 from .ridge import ALPHAS, encode_sets, fold_splits, pearson_rows
 from .sites import get_site
 from .stats import bootstrap_indices, percentile_interval
-from .units import DEFAULT_MATCH, DEFAULT_N_RANDOM, Units, check_matches
+from .units import DEFAULT_MATCH, DEFAULT_N_RANDOM, NEEDS_MAGNITUDE, Units, check_matches
 
 __all__ = [
     "ALPHAS",
@@ -547,7 +547,8 @@ def brain_alignment(
 
     Args:
         units: a :class:`Units` or a :class:`Localization` (whose magnitudes allow
-            ``match="magnitude"`` and whose pooling is used unless ``pooling`` is given).
+            ``match="magnitude"`` and ``"least_active"``, and whose pooling is used unless
+            ``pooling`` is given).
         data: a :class:`BrainData`.
         n_random: random unit sets per kind of ``match`` (as in :meth:`Units.random_like`;
             default ``uniform`` and ``magnitude``, 3 each).
@@ -577,9 +578,10 @@ def brain_alignment(
     if len(base) == 0:
         raise LocalizeError("The unit set is empty: nothing to align.")
     magnitude = loc.stats["magnitude"] if loc is not None else None
-    if "magnitude" in matches and magnitude is None and n_random:
+    needs = [m for m in matches if m in NEEDS_MAGNITUDE]
+    if needs and magnitude is None and n_random:
         raise LocalizeError(
-            "match='magnitude' needs activation magnitudes: pass the Localization instead of "
+            f"match={needs[0]!r} needs activation magnitudes: pass the Localization instead of "
             "its Units, or match='uniform'."
         )
     if pooling is None:

@@ -161,13 +161,18 @@ def localization_card(loc: Localization) -> str:
         "model": units.model_name,
         "site": units.site,
         "selected": f"{len(units):,} of {units.n_units:,} ({len(units) / units.n_units:.3%}); "
-        f"top={loc.config.top!r}, {loc.config.selection}",
+        f"{_chosen_by(loc)}, {loc.config.selection}",
         "mean t (selected)": f"{float(selected_t.mean()):.2f}" if len(units) else "-",
         "preset": loc.config.preset,
         "computed": computed_on(loc.record.get("model")),
     }
     figure = _layers_figure(counts) if len(units) else ""
     return _card("Localization", facts, figure, loc.summary())
+
+
+def _chosen_by(loc: Localization) -> str:
+    band = loc.config.band
+    return f"band={band[0]:g}-{band[1]:g}" if band is not None else f"top={loc.config.top!r}"
 
 
 def contrast_card(contrast: Contrast) -> str:

@@ -164,6 +164,7 @@ def _cmd_localize(args: argparse.Namespace) -> int:
     settings = {
         "site": args.site,
         "top": args.top,
+        "band": args.band,
         "pooling": args.pooling,
         "selection": args.selection,
         "batch_size": args.batch_size,
@@ -190,6 +191,81 @@ def _cmd_localize(args: argparse.Namespace) -> int:
         f"wrote {args.out}/ (record.json, units.safetensors, stats.safetensors, units.csv, "
         "conditions.csv, layers.png)"
     )
+    return 0
+
+
+# -- reliability ------------------------------------------------------------------------
+def _cmd_reliability(args: argparse.Namespace) -> int:
+    from .contrast import Contrast
+    from .localize import _resolve_config, significance
+    from .models import model_signature
+    from .reliability import _check_sizes, reliability
+    from .results import atomic_folder, check_output, now, versions, write_record
+
+    check_output(args.out, force=args.force)
+    contrast = Contrast.from_spec(
+        args.contrast,
+        positive=args.positive,
+        negative=args.negative,
+        text=args.text_column,
+        condition=args.condition_column,
+        pooling=args.pooling,
+    )
+    settings = {
+        "site": args.site,
+        "pooling": args.pooling,
+        "selection": args.selection,
+        "batch_size": args.batch_size,
+        "truncate": args.truncate,
+        "absolute": False if args.signed else None,
+    }
+    config = _resolve_config(args.preset, contrast.pooling, top=args.top, **settings)
+    if significance(config.top or 0.01) is not None:
+        raise LocalizeError(
+            f"--top {args.top}: the two sets are compared by their top units; give a fraction "
+            "or a count."
+        )
+    _count("--n-splits", args.n_splits, 2)
+    _count("--seed", args.seed, 0)
+    sizes: list[int] | str = args.sizes.strip()
+    if sizes != "auto":
+        try:
+            sizes = [int(n) for n in _split(args.sizes)]
+        except ValueError:
+            raise LocalizeError(
+                f"--sizes {args.sizes!r}: give numbers of stimuli per condition such as "
+                "10,20,40, or auto."
+            ) from None
+    conditions = (contrast.positive_condition, contrast.negative_condition)
+    try:
+        _check_sizes(sizes, min(len(contrast.conditions[c]) for c in conditions))
+    except LocalizeError as error:
+        raise LocalizeError(f"--sizes: {error}") from None
+    start = time.perf_counter()
+    model = _model(args)
+    load_s = time.perf_counter() - start
+    start = time.perf_counter()
+    power = reliability(
+        model, contrast, top=args.top, sizes=sizes, n_splits=args.n_splits, seed=args.seed,
+        preset=args.preset, progress=not args.quiet,
+        **{k: v for k, v in settings.items() if v is not None},
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    with atomic_folder(args.out, force=args.force) as tmp:
+        power.save(tmp)
+        record = {
+            "created": now(),
+            "command": _command(args),
+            "contrast": {"name": contrast.name, "hash": contrast.hash, "sizes": contrast.sizes()},
+            "model": model_signature(model),
+            "settings": power.settings,
+            "summary": power.summary(),
+            "versions": versions(),
+            "timings": {"load_model_s": load_s, "power_s": seconds},
+        }
+        write_record(tmp, record, "localizer power")
+    print(power.summary())
+    print(f"wrote {args.out}/ (power.csv, splits.csv, power.png, record.json)")
     return 0
 
 
@@ -772,9 +848,15 @@ def build_parser() -> argparse.ArgumentParser:
     loc.add_argument("--negative", default=None, help="negative condition (CSV contrasts)")
     loc.add_argument(
         "--top",
-        default="1%",
+        default=None,
         help="a fraction in (0, 1] ('1%%', 0.01; 1.0 is all units), a count (172), or "
-        "fdr:0.05 / perm:0.05",
+        "fdr:0.05 / perm:0.05 (default 1%%)",
+    )
+    loc.add_argument(
+        "--band",
+        default=None,
+        help="instead of --top, a band of the selectivity ranking from the most selective "
+        "(0) to the least (1): 80-90%% or 0.8-0.9; 99-100%% is the least selective 1%%",
     )
     loc.add_argument("--site", default=None, choices=sorted(SITES))
     loc.add_argument("--pooling", default=None, choices=["last", "mean"])
@@ -792,6 +874,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(loc)
     loc.set_defaults(func=_cmd_localize)
+
+    rel = sub.add_parser(
+        "reliability",
+        help="the localizer's power: split-half agreement by the number of stimuli",
+    )
+    rel.add_argument("--contrast", default="language", help="as for localize")
+    rel.add_argument("--text-column", default="text")
+    rel.add_argument("--condition-column", default="condition")
+    rel.add_argument("--positive", default=None, help="positive condition (CSV contrasts)")
+    rel.add_argument("--negative", default=None, help="negative condition (CSV contrasts)")
+    rel.add_argument("--top", default="1%", help="each set's selection: a fraction or a count")
+    rel.add_argument(
+        "--sizes",
+        default="auto",
+        help="stimuli per condition in each of the two disjoint sets, a comma list such as "
+        "10,20,40; auto: 5, 10, 20, ... up to half of the smaller condition",
+    )
+    rel.add_argument("--n-splits", type=int, default=20, help="random splits per size")
+    rel.add_argument("--seed", type=int, default=0)
+    rel.add_argument("--site", default=None, choices=sorted(SITES))
+    rel.add_argument("--pooling", default=None, choices=["last", "mean"])
+    rel.add_argument("--selection", default=None, choices=["global", "per_layer"])
+    rel.add_argument("--preset", default=None, choices=sorted(PRESETS))
+    rel.add_argument("--batch-size", type=int, default=None)
+    rel.add_argument("--truncate", type=int, default=None)
+    rel.add_argument("--signed", action="store_true", help="t-test on signed activations")
+    _common(rel)
+    rel.set_defaults(func=_cmd_reliability)
 
     abl = sub.add_parser("ablate", help="ablate localized units and random controls")
     abl.add_argument("--units", required=True, help="a folder written by 'localize'")

@@ -47,7 +47,7 @@ from .stats import (
     percentile_interval,
 )
 from .tasks import PreparedTask, Task, prepare_tasks
-from .units import DEFAULT_MATCH, DEFAULT_N_RANDOM, Units, check_matches
+from .units import DEFAULT_MATCH, DEFAULT_N_RANDOM, NEEDS_MAGNITUDE, Units, check_matches
 
 __all__ = [
     "AblationComparison",
@@ -177,13 +177,14 @@ def compare_ablation(
 
     Args:
         units: a :class:`Units`, or a :class:`Localization` (needed for ``fractions``; gives
-            the activation magnitudes for ``match="magnitude"``).
+            the activation magnitudes for ``match="magnitude"`` and ``"least_active"``).
         tasks: names from the task registry (:data:`tl_localize.tasks.TASKS`: ``builtin``,
             ``blimp``, ``syntaxgym``, ``perplexity``, ``arithmetic``, ``false_belief``),
             :class:`~tl_localize.tasks.Task` objects, or ``(name, function)`` pairs.
         n_random: random controls per match (default 3).
-        match: control kinds: ``"uniform"`` (the reference), ``"layer"``, ``"magnitude"``;
-            default both ``uniform`` and ``magnitude``.
+        match: control kinds: ``"uniform"`` (the reference), ``"layer"``, ``"magnitude"``,
+            ``"least_active"`` (the layers' least active units, see
+            :meth:`Units.random_like`); default both ``uniform`` and ``magnitude``.
         method: ``"zero"`` (the reference), ``"mean"`` (with ``means=``) or ``"resample"``
             (with ``reference=``: texts to draw replacement activations from, or a
             :class:`~tl_localize.ablation.ResamplePool` covering every set).
@@ -230,9 +231,10 @@ def compare_ablation(
         )
     if magnitude is None and loc is not None:
         magnitude = loc.stats["magnitude"]
-    if "magnitude" in matches and magnitude is None and n_random:
+    needs = [m for m in matches if m in NEEDS_MAGNITUDE]
+    if needs and magnitude is None and n_random:
         raise LocalizeError(
-            "match='magnitude' needs activation magnitudes: pass the Localization instead of "
+            f"match={needs[0]!r} needs activation magnitudes: pass the Localization instead of "
             "its Units, or magnitude=, or match='uniform'."
         )
     if return_items is not None:
@@ -411,7 +413,7 @@ def add_paired_tests(table: pd.DataFrame, found: Sequence[np.ndarray]) -> None:
                 continue
             p_intact[int(i)] = paired_p(found[int(i)], found[intact])
         for _, part in rows[rows["set"] != "intact"].groupby(
-            _groups(table, ["network", "fraction"]), sort=False
+            _groups(table, ["network", "fraction", "band"]), sort=False, dropna=False
         ):
             chosen = part.index[part["set"] == "selected"]
             for i in part.index[part["set"] == "random"]:
@@ -531,7 +533,7 @@ def verdicts(
     )
     out = []
     for _, rows in table[table["set"] != "intact"].groupby(
-        _groups(table, ["model", "network", "task", "fraction"]), sort=False
+        _groups(table, ["model", "network", "task", "fraction", "band"]), sort=False, dropna=False
     ):
         same = table[(table["set"] == "intact") & (table["task"] == rows["task"].iloc[0])]
         if "model" in table.columns:
@@ -554,7 +556,7 @@ def verdicts(
             task = str(chosen["task"])
             harmful = "less" if higher_is_better.get(task, True) else "greater"
             p = paired_permutation_p(diffs, alternative=harmful, seed=seed) if diffs.any() else 1.0
-            row = {k: chosen[k] for k in ("model", "network") if k in table.columns}
+            row = {k: chosen[k] for k in ("model", "network", "band") if k in table.columns}
             out.append(
                 {
                     **row,
@@ -577,6 +579,8 @@ def verdicts(
     columns = list(VERDICT_COLUMNS)
     if "network" in table.columns:
         columns.insert(1, "network")
+    if "band" in table.columns:  # a study's bands of the ranking beside its top fractions
+        columns.insert(columns.index("fraction") + 1, "band")
     return adjust_verdicts(pd.DataFrame(out, columns=columns), adjust, alpha)
 
 

@@ -16,6 +16,7 @@ import math
 import random
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -45,12 +46,16 @@ __all__ = [
     "Localization",
     "LocalizeConfig",
     "localize",
+    "parse_band",
     "parse_top",
     "resolve_top",
+    "select_band",
     "select_top",
 ]
 
 SELECTIONS = ("global", "per_layer")
+# a band as users write it: (lo, hi) in any numbers, or "80-90%" / "0.8-0.9"
+BandLike = tuple[float, float] | Sequence[int | float] | str
 SIGNIFICANCE = ("fdr", "perm")
 MIN_PERMUTATIONS = 20
 ROLE_STATS = ("mean_positive", "mean_negative", "abs_mean_positive", "abs_mean_negative")
@@ -168,6 +173,88 @@ def select_top(
     return mask
 
 
+def parse_band(band: Any) -> tuple[float, float]:
+    """Read a band of the selectivity ranking: ``(lo, hi)`` fractions of the units from the
+    most selective (0) to the least (1), with ``0 <= lo < hi <= 1``.
+
+    Accepted spellings: a pair of numbers (``(0.8, 0.9)``, ``[0.99, 1.0]``) or a string
+    ``"0.8-0.9"``, ``"80-90%"``, ``"80%-90%"``.
+
+    >>> parse_band("80-90%"), parse_band("0.99-1"), parse_band([0, 0.01])
+    ((0.8, 0.9), (0.99, 1.0), (0.0, 0.01))
+    """
+    hint = (
+        "give band as two fractions (lo, hi) with 0 <= lo < hi <= 1, from the most selective "
+        "units (0) to the least (1): (0.99, 1.0), '0.8-0.9' or '80-90%'"
+    )
+    if isinstance(band, str):
+        text = band.strip().replace(" ", "")
+        percent = text.endswith("%")
+        parts = text.rstrip("%").split("-")
+        if len(parts) != 2:
+            raise LocalizeError(f"Cannot read band={band!r}; {hint}.")
+        try:
+            values = [float(part.rstrip("%")) for part in parts]
+        except ValueError:
+            raise LocalizeError(f"Cannot read band={band!r}; {hint}.") from None
+        if percent:
+            values = [v / 100 for v in values]
+    elif isinstance(band, list | tuple) and len(band) == 2:
+        if not all(
+            isinstance(v, int | float | np.number) and not isinstance(v, bool) for v in band
+        ):
+            raise LocalizeError(f"band={band!r} holds something other than numbers; {hint}.")
+        values = [float(v) for v in band]
+    else:
+        raise LocalizeError(f"band={band!r} is not a pair of fractions; {hint}.")
+    lo, hi = values
+    if not (0 <= lo < hi <= 1):  # NaN fails here too
+        raise LocalizeError(f"band={band!r} gives lo={lo:g}, hi={hi:g}; {hint}.")
+    return lo, hi
+
+
+def band_positions(band: BandLike, n_units: int) -> tuple[int, int]:
+    """The ranks ``[start, end)`` a band covers among ``n_units`` ranked units: the
+    ``floor((hi - lo) * n_units)`` units from rank ``ceil(lo * n_units)`` (rank 0 is the most
+    selective). ``(0, f)`` is exactly ``top=f`` and ``(1 - f, 1)`` the same number of units at
+    the other end of the ranking."""
+    lo, hi = parse_band(band)
+    eps = 1e-9  # (0.9 - 0.8) * 100 is 9.999999999999998: read it as 10
+    start = math.ceil(lo * n_units - eps)
+    count = math.floor((hi - lo) * n_units + eps)
+    if count < 1:
+        raise LocalizeError(
+            f"band=({lo:g}, {hi:g}) of {n_units} units selects none; use a wider band."
+        )
+    end = min(start + count, n_units)
+    return end - count, end
+
+
+def select_band(
+    scores: Float[Tensor, "layer unit"], band: BandLike, selection: str = "global"
+) -> Bool[Tensor, "layer unit"]:
+    """Mask of the units whose rank by score lies in ``band`` (see :func:`band_positions`).
+
+    Units are ranked by score, highest first, as :func:`select_top` ranks them (over all
+    layers together, or within each layer for ``selection="per_layer"``); NaN scores rank
+    last, so the least selective band holds the units whose t is undefined. Ties keep the
+    units' order (layer, then unit).
+    """
+    clean = torch.nan_to_num(scores.to(torch.float64), nan=-torch.inf)
+    mask = torch.zeros(scores.shape, dtype=torch.bool)
+    if selection == "global":
+        start, end = band_positions(band, scores.numel())
+        order = clean.reshape(-1).sort(descending=True, stable=True).indices
+        mask.view(-1)[order[start:end]] = True
+    elif selection == "per_layer":
+        start, end = band_positions(band, scores.shape[1])
+        order = clean.sort(dim=1, descending=True, stable=True).indices
+        mask.scatter_(1, order[:, start:end], True)
+    else:
+        raise LocalizeError(f"Unknown selection {selection!r}; use one of {SELECTIONS}.")
+    return mask
+
+
 @dataclass
 class LocalizeConfig:
     """How a localization was made.
@@ -176,7 +263,11 @@ class LocalizeConfig:
         site: unit site (``resid_post``: block outputs).
         top: fraction of all units (float in (0, 1]), a count (int), or a significance
             threshold (``"fdr:0.05"``, ``"perm:0.05"``); per layer when
-            ``selection="per_layer"``.
+            ``selection="per_layer"``. ``None`` with a ``band`` (the band alone defines the
+            set), else 1%.
+        band: ``(lo, hi)``: the units whose selectivity rank lies in this band of the
+            ranking, from the most selective (0) to the least (1); ``(0.99, 1.0)`` is the
+            least selective 1%. Exclusive with ``top``.
         pooling: ``last`` or ``mean``; ``None`` means the contrast's own.
         absolute: t-test on absolute activations (the reference) instead of signed ones.
         selection: ``global`` (top-k over all layers together) or ``per_layer``.
@@ -191,7 +282,8 @@ class LocalizeConfig:
     """
 
     site: str = "resid_post"
-    top: float | int | str = 0.01
+    top: float | int | str | None = None
+    band: BandLike | None = None
     pooling: str | None = None
     absolute: bool = True
     selection: str = "global"
@@ -205,7 +297,15 @@ class LocalizeConfig:
 
     def __post_init__(self) -> None:
         get_site(self.site)
-        self.top = parse_top(self.top)
+        if self.band is not None:
+            if self.top is not None:
+                raise LocalizeError(
+                    f"top={self.top!r} and band={self.band!r} both define the selected set; "
+                    "give one of them (a band alone selects its share of the units)."
+                )
+            self.band = parse_band(self.band)
+        else:
+            self.top = parse_top(0.01 if self.top is None else self.top)
         if self.pooling is not None and self.pooling not in POOLINGS:
             raise LocalizeError(f"Unknown pooling {self.pooling!r}; use one of {POOLINGS}.")
         if self.selection not in SELECTIONS:
@@ -231,7 +331,7 @@ class LocalizeConfig:
                 f"holdout={self.holdout!r}: the held-out share of the stimuli must be a number "
                 "in (0, 1), such as 0.5 (select on half, measure on the other half)."
             )
-        test = significance(self.top)
+        test = None if self.top is None else significance(self.top)
         if test is not None:
             if self.selection != "global":
                 raise LocalizeError(
@@ -356,6 +456,42 @@ class Localization:
         for i, (key, value) in enumerate(self._identity().items()):
             frame.insert(i, key, value)
         return frame
+
+    def select(
+        self,
+        top: float | int | str | None = None,
+        *,
+        band: BandLike | None = None,
+    ) -> Units:
+        """Another unit set from the same statistics, without a model pass.
+
+        ``top``: the most selective fraction or count (as for :func:`localize`); ``band``:
+        ``(lo, hi)``, the units whose rank by t lies in that band of the ranking, from the
+        most selective (0) to the least (1) (:func:`band_positions` says how it rounds:
+        ``band=(0.99, 1.0)`` holds as many units as ``top=0.01``, at the other end). Give
+        one of the two. Ranks are global or per layer as this localization's ``selection``.
+
+        >>> low = loc.select(band=(0.9, 1.0))
+        >>> len(low) == len(loc.select(top=0.1)) and len(low & loc.select(top=0.1)) == 0
+        True
+        """
+        if (top is None) == (band is None):
+            raise LocalizeError(
+                "select() takes top= (the most selective fraction or count) or band=(lo, hi) "
+                f"(a band of the ranking), one of them; got top={top!r}, band={band!r}."
+            )
+        t = self.stats["t"]
+        if band is not None:
+            mask = select_band(t, parse_band(band), self.config.selection)
+        else:
+            assert top is not None
+            if significance(parse_top(top)) is not None:
+                raise LocalizeError(
+                    f"select(top={top!r}): a significance threshold needs the stimuli; "
+                    "localize again with that top, or give a fraction or a count here."
+                )
+            mask = select_top(t, top, self.config.selection)
+        return self.units.with_mask(mask)
 
     def summary(self) -> str:
         """The finding in a sentence or two, with the numbers."""
@@ -528,7 +664,8 @@ def localize(
     contrast: str | Contrast = "language",
     *,
     site: str | None = None,
-    top: float | int | str = 0.01,
+    top: float | int | str | None = None,
+    band: BandLike | None = None,
     pooling: str | None = None,
     absolute: bool | None = None,
     selection: str | None = None,
@@ -551,7 +688,12 @@ def localize(
         top: fraction of units (``0.01``, ``"1%"``), a count (``172``), or every unit that
             passes a significance threshold: ``"fdr:0.05"`` (Benjamini-Hochberg q over the
             site, t > 0) or ``"perm:0.05"`` (above the family-wise max-t threshold from
-            ``n_permutations`` condition-label permutations); default 1%.
+            ``n_permutations`` condition-label permutations); default 1% (none with
+            ``band``).
+        band: instead of ``top``, a band of the selectivity ranking: ``(lo, hi)`` fractions
+            from the most selective (0) to the least (1), ``(0.99, 1.0)`` or ``"99-100%"``
+            for the least selective 1% (as many units as ``top=0.01``; see
+            :func:`band_positions`); per layer with ``selection="per_layer"``.
         pooling: ``last`` or ``mean``; default the contrast's.
         absolute: Welch t on |activation| (default True, the reference).
         selection: ``global`` (default) or ``per_layer``.
@@ -586,6 +728,7 @@ def localize(
         contrast.pooling,
         site=site,
         top=top,
+        band=band,
         pooling=pooling,
         absolute=absolute,
         selection=selection,
@@ -609,9 +752,13 @@ def localize(
     hook_names = [site_obj.hook_name(layer) for layer in range(n_layers)]
     pooling_used = config.pooling or contrast.pooling
     width = site_obj.n_units(model)
-    test = significance(config.top)
-    if test is None:  # fail on a bad `top` before any forward pass
-        resolve_top(config.top, n_layers * width if config.selection == "global" else width)
+    test = None if config.top is None else significance(config.top)
+    n_ranked = n_layers * width if config.selection == "global" else width
+    if config.band is not None:  # fail on a bad `top` or `band` before any forward pass
+        band_positions(config.band, n_ranked)
+    elif test is None:
+        assert config.top is not None
+        resolve_top(config.top, n_ranked)
     roles = {"positive": contrast.positive_condition, "negative": contrast.negative_condition}
     parts: dict[str, dict[str, list[str]]] = {"select": {}, "heldout": {}}
     heldout_index: dict[str, list[int]] = {}  # condition -> held-out positions
@@ -679,7 +826,15 @@ def localize(
             stacklevel=2,
         )
     selection_record: dict[str, Any] = {"method": "top", "top": config.top}
-    if test is None:
+    if config.band is not None:
+        mask = select_band(t, config.band, config.selection)
+        selection_record = {
+            "method": "band",
+            "band": list(config.band),
+            "n_undefined": int((mask & t.isnan()).sum()),  # NaN t ranks last
+        }
+    elif test is None:
+        assert config.top is not None
         mask = select_top(t, config.top, config.selection)
     else:
         kind, alpha = test

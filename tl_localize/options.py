@@ -6,8 +6,10 @@ the command line can offer and check these choices (``tl-localize --help``, a st
 from here, and re-export them: ``localize.PRESETS``, ``ablation.METHODS``,
 ``units.MATCHES`` and ``models.default_model_path`` are these very objects.
 
->>> sorted(PRESETS), METHODS, MATCHES
-(['alkhamissi2025'], ('zero', 'mean', 'resample'), ('uniform', 'layer', 'magnitude'))
+>>> sorted(PRESETS), METHODS
+(['alkhamissi2025'], ('zero', 'mean', 'resample'))
+>>> MATCHES
+('uniform', 'layer', 'magnitude', 'least_active')
 >>> resolve_dtype_name("float32"), resolve_dtype_name("auto") in DTYPE_NAMES
 ('float32', True)
 """
@@ -30,8 +32,10 @@ __all__ = [
     "DEFAULT_MODEL_PACKAGE",
     "DEFAULT_N_RANDOM",
     "DTYPE_NAMES",
+    "LEAST_ACTIVE_SHARE",
     "MATCHES",
     "METHODS",
+    "NEEDS_MAGNITUDE",
     "PRESETS",
     "bf16_is_fast",
     "default_model_path",
@@ -76,7 +80,11 @@ BRAIN_LAYOUT = (
 METHODS = ("zero", "mean", "resample")
 
 # control kinds for random unit sets (Units.random_like)
-MATCHES = ("uniform", "layer", "magnitude")
+MATCHES = ("uniform", "layer", "magnitude", "least_active")
+# the control kinds drawn with the units' activation magnitudes
+NEEDS_MAGNITUDE = ("magnitude", "least_active")
+# match="least_active" draws from this share of each layer's units: its least active ones
+LEAST_ACTIVE_SHARE = 0.1
 # The random controls every function draws unless told otherwise (one default everywhere):
 # the reference's uniform control and the magnitude-matched one (docs/evaluation.md says why),
 # three seeds each, as the reference runs.

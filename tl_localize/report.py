@@ -79,6 +79,7 @@ def _kind(folder: Path) -> str:
         ("attribution.csv", "attribution"),
         ("ablation.csv", "ablation"),
         ("alignment.csv", "brain alignment"),
+        ("power.csv", "localizer power"),
         ("units.safetensors", "localization"),
     ):
         if (folder / name).exists():

@@ -34,6 +34,7 @@ MATCH_WORDS = {
     "uniform": "uniform random sets",
     "layer": "layer-matched random sets",
     "magnitude": "magnitude-matched random sets",
+    "least_active": "random sets of the least active units",
 }
 
 
@@ -65,7 +66,13 @@ def localization_summary(loc: Localization) -> str:
         f"{units.site} units ({n / total:.2%}) of {model}"
     )
     selection = loc.record.get("selection", {})
-    if selection.get("method") == "fdr":
+    if selection.get("method") == "band":
+        lo, hi = selection["band"]
+        head += (
+            f": the band {100 * lo:g}-{100 * hi:g}% of the selectivity ranking (0% the most "
+            "selective)"
+        )
+    elif selection.get("method") == "fdr":
         head += f": every unit with t > 0 and FDR q < {selection['alpha']:g}"
     elif selection.get("method") == "perm":
         head += (

@@ -10,6 +10,7 @@ shape or weights.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,26 @@ from torch import Tensor
 
 from ._compat import warn_deprecated
 from .errors import LocalizeError, check_int
-from .options import DEFAULT_MATCH, DEFAULT_N_RANDOM, MATCHES
+from .options import (
+    DEFAULT_MATCH,
+    DEFAULT_N_RANDOM,
+    LEAST_ACTIVE_SHARE,
+    MATCHES,
+    NEEDS_MAGNITUDE,
+)
 from .precision import warn_precisions
 from .protocol import Model
 from .sites import SITES, get_site
 
-__all__ = ["DEFAULT_MATCH", "DEFAULT_N_RANDOM", "MATCHES", "Units", "check_matches", "unit_table"]
+__all__ = [
+    "DEFAULT_MATCH",
+    "DEFAULT_N_RANDOM",
+    "MATCHES",
+    "NEEDS_MAGNITUDE",
+    "Units",
+    "check_matches",
+    "unit_table",
+]
 
 FORMAT = "tl_localize.units/1"
 
@@ -224,15 +239,19 @@ class Units:
         ``"layer"`` keeps the number of units in each layer; ``"magnitude"`` also matches
         each selected unit's typical activation size: for each one (in random order) it
         draws one of the ``n_nearest`` unselected, unused units of the same layer closest to
-        it in log ``magnitude`` (``Localization.stats["magnitude"]``).
+        it in log ``magnitude`` (``Localization.stats["magnitude"]``); ``"least_active"``
+        keeps the number of units in each layer and draws them from the layer's least
+        active units: the ``ceil(LEAST_ACTIVE_SHARE * width)`` (10%) unselected units of the
+        layer with the lowest ``magnitude`` (more if the layer holds more selected units than
+        that, then every one of them is taken).
         """
         rng = np.random.default_rng(check_int("seed", seed, 0))
         free = ~self.mask.numpy()
         mask = np.zeros_like(free)
-        if match == "magnitude":
+        if match in NEEDS_MAGNITUDE:
             if magnitude is None or tuple(magnitude.shape) != tuple(self.mask.shape):
                 raise LocalizeError(
-                    "match='magnitude' needs magnitude=, a [n_layers, width] tensor of each "
+                    f"match={match!r} needs magnitude=, a [n_layers, width] tensor of each "
                     "unit's mean |activation| (Localization.stats['magnitude'])."
                 )
             if not bool(torch.isfinite(magnitude).all()):
@@ -240,6 +259,21 @@ class Units:
                     "magnitude= holds NaN or infinite values, so no unit can be matched to "
                     "it; the statistics are damaged. Localize again, or match='uniform'."
                 )
+        if match == "least_active":
+            assert magnitude is not None
+            size = magnitude.double().numpy()
+            n_low = math.ceil(LEAST_ACTIVE_SHARE * self.width)
+            for layer, count in enumerate(self.mask.sum(1).tolist()):
+                pool = np.flatnonzero(free[layer])
+                if len(pool) < count:
+                    raise LocalizeError(
+                        f"Layer {layer} has {count} selected units and only {len(pool)} others; "
+                        "a least-active control is impossible. Use match='uniform'."
+                    )
+                quiet = pool[np.argsort(size[layer, pool], kind="stable")[: max(n_low, count)]]
+                mask[layer, rng.choice(quiet, size=count, replace=False)] = True
+        elif match == "magnitude":
+            assert magnitude is not None
             log_mag = np.log(magnitude.double().clamp_min(1e-12).numpy())
             selected = self.indices().numpy()
             for layer, unit in selected[rng.permutation(len(selected))]:

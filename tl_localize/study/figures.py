@@ -42,6 +42,8 @@ def _ablation_rows(result: StudyResult) -> pd.DataFrame:
     data = frame[(frame["set"] != "intact") & ~frame["task"].astype(str).str.startswith("brain:")]
     if data.empty:
         return data
+    if data["band"].isna().any():
+        data = data[data["band"].isna()]  # the top sets; bands are in the table
     blocked = _blocked(result)
     hidden = [(m, t) in blocked for m, t in zip(data["model"], data["task"], strict=True)]
     data = data.assign(change_pct=data["change_pct"].mask(hidden))  # no effect to show

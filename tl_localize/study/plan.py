@@ -26,7 +26,15 @@ from ..results import read_record
 from ..tasks import PreparedTask, get_task
 from .spec import ModelSpec, NetworkSpec, Study
 
-__all__ = ["Job", "contrast_of", "finished", "model_key", "plan_study", "prepared_tasks"]
+__all__ = [
+    "Job",
+    "band_label",
+    "contrast_of",
+    "finished",
+    "model_key",
+    "plan_study",
+    "prepared_tasks",
+]
 
 
 def _hash(*parts: Any) -> str:
@@ -102,6 +110,7 @@ class Job:
     network: str | None = None
     task: str | None = None
     fraction: float | None = None
+    band: tuple[float, float] | None = None  # a band of the ranking instead of the top
     set: str | None = None  # intact | selected | random
     match: str | None = None
     seed: int | None = None
@@ -120,7 +129,14 @@ class Job:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Job:
-        return cls(**{**data, "depends": tuple(data.get("depends", ()))})
+        band = data.get("band")
+        return cls(
+            **{
+                **data,
+                "band": None if band is None else (float(band[0]), float(band[1])),
+                "depends": tuple(data.get("depends", ())),
+            }
+        )
 
 
 def finished(job: Job, out: Path) -> bool:
@@ -140,6 +156,22 @@ def _fraction_name(fraction: float) -> str:
     return f"{100 * fraction:g}pct"
 
 
+def band_label(band: tuple[float, float]) -> str:
+    """``(0.99, 1.0)`` as ``"99-100%"``: the ``band`` column of a study's table."""
+    return f"{100 * band[0]:g}-{100 * band[1]:g}%"
+
+
+def _unit_sets(network: NetworkSpec) -> list[tuple[float, tuple[float, float] | None, str]]:
+    """The network's unit sets: (fraction of the site, band or None, name in job names)."""
+    sets: list[tuple[float, tuple[float, float] | None, str]] = [
+        (fraction, None, _fraction_name(fraction)) for fraction in network.top
+    ]
+    for band in network.band:
+        name = f"band{100 * band[0]:g}-{100 * band[1]:g}pct"
+        sets.append((round(band[1] - band[0], 12), band, name))
+    return sets
+
+
 def plan_study(study: Study, *, model_keys: dict[str, str] | None = None) -> list[Job]:
     """Every job of the study in the order a worker runs them (dependencies first)."""
     keys = model_keys or {m.label: model_key(m) for m in study.models}
@@ -154,6 +186,8 @@ def plan_study(study: Study, *, model_keys: dict[str, str] | None = None) -> lis
         localize_key = {}
         for network in study.networks:
             settings = {k: v for k, v in asdict(network).items() if k != "tasks"}
+            if not settings["band"]:  # keys of studies without bands stay as they were
+                del settings["band"]
             key = _hash(mkey, contrasts[network.name].hash, settings, study.batch_size)
             localize_key[network.name] = key
             jobs.append(Job(spec.label, f"localize-{network.name}", "localize", key,
@@ -166,19 +200,21 @@ def plan_study(study: Study, *, model_keys: dict[str, str] | None = None) -> lis
             depends = (f"{spec.label}/localize-{network.name}",)
             base = (mkey, localize_key[network.name], ablation)
             for task in study.tasks_of(network):
-                for fraction in network.top:
-                    stem = f"eval-{task}-{network.name}-{_fraction_name(fraction)}"
+                for fraction, band, set_name in _unit_sets(network):
+                    stem = f"eval-{task}-{network.name}-{set_name}"
                     common: dict[str, Any] = {
                         "network": network.name,
                         "task": task,
                         "fraction": fraction,
+                        "band": band,
                     }
-                    key = _hash(*base, task, task_digest[task], fraction, "selected")
+                    chosen: Any = fraction if band is None else ["band", *band]
+                    key = _hash(*base, task, task_digest[task], chosen, "selected")
                     jobs.append(Job(spec.label, f"{stem}-selected", "evaluate", key,
                                     set="selected", depends=depends, **common))  # fmt: skip
                     for match in study.ablation.match:
                         for seed in range(study.ablation.n_random):
-                            key = _hash(*base, task, task_digest[task], fraction, match, seed)
+                            key = _hash(*base, task, task_digest[task], chosen, match, seed)
                             jobs.append(
                                 Job(
                                     spec.label,

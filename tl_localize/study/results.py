@@ -18,7 +18,7 @@ from ..options import BLOCKED
 from ..results import process_alive, read_record
 from ..tasks import TASKS
 from .lineage import STABLE_JACCARD, _step, unit_lineage
-from .plan import Job, finished
+from .plan import Job, band_label, finished
 from .runner import StudyFolder, _read_json, _write_json
 from .spec import Study
 
@@ -33,9 +33,10 @@ __all__ = [
 TABLES_KEY = "tables.json"  # the key of the tables last written (StudyResult.tables_key)
 
 COLUMNS = [
-    "model", "revision", "untrained", "network", "site", "fraction", "method", "set", "match",
-    "seed", "task", "metric", "value", "value_low", "value_high", "chance", "change_pct",
-    "change_low", "change_high", "p_vs_intact", "p_vs_selected", "n_units", "n_high_magnitude",
+    "model", "revision", "untrained", "network", "site", "fraction", "band", "method", "set",
+    "match", "seed", "task", "metric", "value", "value_low", "value_high", "chance",
+    "change_pct", "change_low", "change_high", "p_vs_intact", "p_vs_selected", "n_units",
+    "n_high_magnitude",
 ]  # fmt: skip
 HURTS, NO_EFFECT = "hurts", "no specific effect"  # a dissociation cell's verdicts
 
@@ -124,6 +125,7 @@ class StudyResult:
                          "untrained": untrained.get(model), "network": job.network,
                          "site": network.site if network else None,
                          "fraction": job.fraction if job.fraction is not None else 0.0,
+                         "band": band_label(job.band) if job.band is not None else None,
                          "method": self.study.ablation.method, "set": job.set,
                          "match": job.match, "seed": job.seed, "task": task,
                          "metric": record["metric"], "n_units": record["n_units"],
@@ -168,6 +170,8 @@ class StudyResult:
             table = pd.read_csv(folder / "alignment.csv")
             network = self.study.network(str(job.network))
             spec = next(m for m in self.study.models if m.label == job.model)
+            own = network.own_selection()
+            band = own.get("band")
             tables.append(
                 table.assign(
                     model=job.model,
@@ -175,7 +179,8 @@ class StudyResult:
                     untrained=spec.untrained,
                     network=job.network,
                     site=network.site,
-                    fraction=max(network.top),
+                    fraction=own["top"] if band is None else round(band[1] - band[0], 12),
+                    band=None if band is None else band_label(band),
                     method=None,
                     task=f"brain:{job.data}",
                     metric="r",
@@ -208,7 +213,7 @@ class StudyResult:
         the effect holds; ``at chance`` or ``at ceiling`` instead of an effect where the
         intact model leaves nothing to measure; the number of comparisons and the
         adjustment."""
-        wide = headline_table(self.verdicts(), self.study.adjust)
+        wide = headline_table(self._top_sets(self.verdicts()), self.study.adjust)
         if not wide.empty:
             untrained = {m.label: m.untrained for m in self.study.models}
             wide.insert(1, "untrained", wide["model"].map(untrained))  # twins side by side
@@ -217,11 +222,19 @@ class StudyResult:
     def dissociation(self) -> pd.DataFrame:
         """The double-dissociation table (:func:`dissociation_table`): per model, network
         ablated and task, whether the ablation hurts the task beyond its controls."""
-        return dissociation_table(self.verdicts())
+        return dissociation_table(self._top_sets(self.verdicts()))
 
     def double_dissociations(self) -> pd.DataFrame:
         """The double dissociations the table shows (:func:`double_dissociations`)."""
         return double_dissociations(self.dissociation())
+
+    @staticmethod
+    def _top_sets(verdicts: pd.DataFrame) -> pd.DataFrame:
+        """The verdicts of the top sets, where a study also ablates bands of the ranking
+        (the bands stay in :meth:`verdicts`)."""
+        if "band" in verdicts.columns and verdicts["band"].isna().any():
+            return verdicts[verdicts["band"].isna()]
+        return verdicts
 
     # -- files and figures -------------------------------------------------------------------
     def tables_key(self) -> str:

@@ -20,12 +20,13 @@ key path (``models[2].device_map``) and what is allowed.
     contrast = "language"          # a built-in, a CSV (with positive/negative), an EvLab or
     site = "resid_post"            # tomloc folder
     top = [0.005, 0.01]
-    preset = "alkhamissi2025"
+    band = [0.99, 1.0]             # also bands of the ranking (0 the most selective), one
+    preset = "alkhamissi2025"      # pair or a list of them: [[0.8, 0.9], "99-100%"]
     tasks = ["builtin", "blimp"]   # default: every task (the double-dissociation design)
 
     [ablation]
     method = "zero"                # zero | mean | resample (reference = neutral texts)
-    match = ["uniform", "magnitude"]
+    match = ["uniform", "magnitude"]   # also "layer", "least_active"
     n_random = 3
 
     [tasks.builtin]
@@ -258,10 +259,33 @@ class ModelSpec:
         )
 
 
+def _bands(path: str, value: Any) -> list[tuple[float, float]]:
+    """One band (a pair of numbers or a string) or a list of them, as sorted pairs."""
+    from ..localize import parse_band
+
+    single = isinstance(value, str) or (
+        isinstance(value, list)
+        and len(value) == 2
+        and not any(isinstance(v, list | str) for v in value)
+    )
+    items = [value] if single else value
+    if not isinstance(items, list) or not items:
+        raise _fail(path, f"expected a band [lo, hi] or a list of them, got {value!r}")
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(parse_band(item))
+        except LocalizeError as error:
+            raise _fail(f"{path}[{i}]" if not single else path, str(error)) from None
+    return sorted(set(out))
+
+
 @dataclass
 class NetworkSpec:
-    """A network: a contrast localized at a site, its unit sets (``top`` fractions), and
-    the tasks it is ablated for (``None``: every task of the study)."""
+    """A network: a contrast localized at a site, its unit sets (``top`` fractions and
+    ``band`` s of the selectivity ranking, ``(lo, hi)`` from the most selective, 0, to the
+    least, 1), and the tasks it is ablated for (``None``: every task of the study). With
+    bands and no ``top``, only the bands are ablated."""
 
     name: str
     contrast: str = "language"
@@ -270,6 +294,7 @@ class NetworkSpec:
     site: str = "resid_post"
     pooling: str | None = None
     top: list[float] = field(default_factory=lambda: [0.01])
+    band: list[tuple[float, float]] = field(default_factory=list)
     preset: str | None = None
     tasks: list[str] | None = None
 
@@ -290,10 +315,11 @@ class NetworkSpec:
                 data.get("positive") and data.get("negative")
             ):
                 raise _fail(f"{path}.positive", "a CSV contrast needs positive and negative")
-        tops = data.get("top", [0.01])
+        bands = _bands(f"{path}.band", data["band"]) if data.get("band", []) != [] else []
+        tops = data.get("top", [] if bands else [0.01])
         tops = tops if isinstance(tops, list) else [tops]
-        if not tops:
-            raise _fail(f"{path}.top", "give at least one fraction")
+        if not tops and not bands:
+            raise _fail(f"{path}.top", "give at least one fraction (or a band)")
         for i, top in enumerate(tops):
             if isinstance(top, bool) or not isinstance(top, int | float) or not 0 < top < 1:
                 raise _fail(
@@ -310,9 +336,15 @@ class NetworkSpec:
             site=_str(f"{path}.site", data.get("site", "resid_post"), sorted(SITES)),
             pooling=data.get("pooling") and _str(f"{path}.pooling", data["pooling"], POOLINGS),
             top=sorted({float(t) for t in tops}),
+            band=bands,
             preset=data.get("preset") and _str(f"{path}.preset", data["preset"], sorted(PRESETS)),
             tasks=None if tasks is None else _strings(f"{path}.tasks", tasks),
         )
+
+    def own_selection(self) -> dict[str, Any]:
+        """How the network's own localization selects (what its brain alignment and
+        attribution use): the largest ``top`` fraction, or with bands only, the first band."""
+        return {"top": max(self.top)} if self.top else {"band": self.band[0]}
 
 
 @dataclass

@@ -92,9 +92,12 @@ class ModelRunner:
             return None
         assert job.network is not None and job.fraction is not None
         loc = self.localization(job.network)
-        selected = loc.units.with_mask(
-            select_top(loc.stats["t"], job.fraction, loc.config.selection)
-        )
+        if job.band is not None:
+            selected = loc.select(band=job.band)
+        else:
+            selected = loc.units.with_mask(
+                select_top(loc.stats["t"], job.fraction, loc.config.selection)
+            )
         if job.set == "selected":
             return selected
         assert job.match is not None and job.seed is not None
@@ -172,9 +175,9 @@ class ModelRunner:
         assert job.network is not None
         network = self.study.network(job.network)
         loc = localize(
-            self.model, contrast_of(network), site=network.site, top=max(network.top),
-            pooling=network.pooling, preset=network.preset, batch_size=self.study.batch_size,
-            progress=False,
+            self.model, contrast_of(network), site=network.site, pooling=network.pooling,
+            preset=network.preset, batch_size=self.study.batch_size, progress=False,
+            **network.own_selection(),
         )  # fmt: skip
         loc.record["study_job"] = self._record(job)["study_job"]
         loc.record["study"] = self.study.name
