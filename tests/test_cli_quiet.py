@@ -175,3 +175,18 @@ def test_every_command_takes_quiet_and_verbose():
         assert parser.parse_args([*command, "--verbose"]).verbose
         with pytest.raises(LocalizeError, match="not allowed with argument"):
             parser.parse_args([*command, "--quiet", "--verbose"])
+
+
+def test_every_command_takes_quiet_and_verbose():
+    """A command added later gets the output flags too (reliability once did not)."""
+    from tl_localize.cli import build_parser
+
+    (group,) = build_parser()._subparsers._group_actions
+    commands = dict(group.choices)
+    study = commands.pop("study")
+    (study_group,) = study._subparsers._group_actions
+    commands.update({f"study {k}": v for k, v in study_group.choices.items()})
+    assert {"localize", "reliability", "ablate", "study run", "study status"} <= set(commands)
+    for name, command in commands.items():
+        flags = command._option_string_actions
+        assert "--quiet" in flags and "--verbose" in flags, name

@@ -1007,8 +1007,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     tasks = sub.add_parser("tasks", help="list the registered tasks")
     tasks.set_defaults(func=_cmd_tasks)
-    for command in (loc, abl, brain, att, rep, chk, run, status, report, tasks):
-        _output_flags(command)
+    for command in [*sub.choices.values(), *study_sub.choices.values()]:
+        if command is not study:  # every command (the study group's own are its commands)
+            _output_flags(command)
     return parser
 
 
