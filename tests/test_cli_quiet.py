@@ -164,29 +164,17 @@ def test_quiet_and_one_line_warnings(small_csv, tiny_hf, tmp_path):
 
 def test_every_command_takes_quiet_and_verbose():
     parser = build_parser()
+    (group,) = parser._subparsers._group_actions  # every command of the parser is listed below
+    assert set(group.choices) == {"localize", "reliability", "ablate", "brain", "attribute",
+                                  "report", "check-model", "study", "tasks"}  # fmt: skip
     commands = [["localize", "--out", "x"], ["ablate", "--units", "u", "--out", "x"],
                 ["brain", "--units", "u", "--data", "d", "--out", "x"],
                 ["attribute", "--units", "u", "--out", "x"], ["report", "f"], ["check-model"],
                 ["study", "run", "s", "--out", "x"], ["study", "status", "x"],
-                ["study", "report", "x"], ["tasks"]]  # fmt: skip
+                ["study", "report", "x"], ["tasks"], ["reliability", "--out", "x"]]  # fmt: skip
     for command in commands:
         quiet, verbose = parser.parse_args([*command, "--quiet"]), parser.parse_args(command)
         assert quiet.quiet and not quiet.verbose and not verbose.quiet
         assert parser.parse_args([*command, "--verbose"]).verbose
         with pytest.raises(LocalizeError, match="not allowed with argument"):
             parser.parse_args([*command, "--quiet", "--verbose"])
-
-
-def test_every_command_takes_quiet_and_verbose():
-    """A command added later gets the output flags too (reliability once did not)."""
-    from tl_localize.cli import build_parser
-
-    (group,) = build_parser()._subparsers._group_actions
-    commands = dict(group.choices)
-    study = commands.pop("study")
-    (study_group,) = study._subparsers._group_actions
-    commands.update({f"study {k}": v for k, v in study_group.choices.items()})
-    assert {"localize", "reliability", "ablate", "study run", "study status"} <= set(commands)
-    for name, command in commands.items():
-        flags = command._option_string_actions
-        assert "--quiet" in flags and "--verbose" in flags, name
