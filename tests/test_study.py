@@ -206,7 +206,13 @@ def test_a_study_runs_resumes_and_reports(tmp_path, small_contrast, tiny_hf, cap
     assert set(frame["match"].dropna()) == {"uniform", "magnitude"}
     assert len(result.verdicts()) == 2 * 2  # two models x two control kinds
     headline = result.headline()
-    assert list(headline.columns[:4]) == ["model", "network", "task", "selected_change_pct"]
+    assert list(headline.columns[:5]) == [
+        "model",
+        "untrained",
+        "network",
+        "task",
+        "selected_change_pct",
+    ]
     written_files = {"study.json", "plan.json", "state", "jobs", "results.csv", "verdicts.csv"}
     assert {p.name for p in out.iterdir()} >= written_files | {"failures.csv"}
     written = pd.read_csv(out / "results.csv")
@@ -373,7 +379,10 @@ def test_a_checkpoint_sweep(tmp_path, small_contrast, tiny_hf):
     assert set(frame["revision"].dropna()) == {"step-100", "step-200"}
     masks = [result.localization(m["label"], "lang").units for m in models]
     assert masks[0].fingerprint != masks[1].fingerprint  # two checkpoints told apart
-    assert "sweep" in result.figures()
+    # the sweep figure draws the effects; tiny random models may be at chance on the task,
+    # and then there is no effect to draw
+    blocked = set(result.headline()["effect"]) <= {"at chance", "at ceiling"}
+    assert ("sweep" in result.figures()) != blocked
     # two revisions of one spec are one lineage; its table is in the report
     assert result.lineages() == {str(checkpoints): [m["label"] for m in models]}
     lineage = result.lineage()
@@ -525,6 +534,7 @@ def test_memory_is_estimated_and_a_model_that_cannot_fit_is_refused(
     import psutil
 
     import tl_localize.models as models
+    import tl_localize.options as options
     import tl_localize.study.worker as worker
     from tl_localize.study import ModelSpec, estimate_memory
 
@@ -540,7 +550,7 @@ def test_memory_is_estimated_and_a_model_that_cannot_fit_is_refused(
     )
     assert estimate["fits"] is True
     # where "auto" resolves to bfloat16 (a GPU, a CPU with AMX), weights count 2 bytes
-    monkeypatch.setattr(models, "bf16_is_fast", lambda device=None: True)
+    monkeypatch.setattr(options, "bf16_is_fast", lambda device=None: True)
     bf16 = estimate_memory(spec_)
     assert bf16["dtype"] == "bfloat16"
     assert bf16["weights_bytes"] == 2 * bf16["parameters"]

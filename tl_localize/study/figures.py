@@ -195,6 +195,8 @@ def sweep_figure(result: StudyResult) -> Any:
         return None
     data = _ablation_rows(result)
     data = data[data["model"].isin(sweeps["model"])] if not data.empty else data
+    if not data.empty:  # a task at chance or at ceiling has no effect to draw
+        data = data[data["change_pct"].notna()]
     if data.empty:
         return None
     grid = sns.relplot(
