@@ -147,13 +147,11 @@ def _load_units(folder: str) -> Any:
 
 
 # -- localize ---------------------------------------------------------------------------
-def _cmd_localize(args: argparse.Namespace) -> int:
+def _contrast(args: argparse.Namespace) -> Any:
+    """The contrast a localizing command names (--contrast and its column options)."""
     from .contrast import Contrast
-    from .localize import _resolve_config, _split, localize
-    from .results import check_output
 
-    check_output(args.out, force=args.force)
-    contrast = Contrast.from_spec(
+    return Contrast.from_spec(
         args.contrast,
         positive=args.positive,
         negative=args.negative,
@@ -161,6 +159,14 @@ def _cmd_localize(args: argparse.Namespace) -> int:
         condition=args.condition_column,
         pooling=args.pooling,
     )
+
+
+def _cmd_localize(args: argparse.Namespace) -> int:
+    from .localize import _resolve_config, _split, localize
+    from .results import check_output
+
+    check_output(args.out, force=args.force)
+    contrast = _contrast(args)
     settings = {
         "site": args.site,
         "top": args.top,
@@ -196,21 +202,13 @@ def _cmd_localize(args: argparse.Namespace) -> int:
 
 # -- reliability ------------------------------------------------------------------------
 def _cmd_reliability(args: argparse.Namespace) -> int:
-    from .contrast import Contrast
     from .localize import _resolve_config, significance
     from .models import model_signature
     from .reliability import _check_sizes, reliability
     from .results import atomic_folder, check_output, now, versions, write_record
 
     check_output(args.out, force=args.force)
-    contrast = Contrast.from_spec(
-        args.contrast,
-        positive=args.positive,
-        negative=args.negative,
-        text=args.text_column,
-        condition=args.condition_column,
-        pooling=args.pooling,
-    )
+    contrast = _contrast(args)
     settings = {
         "site": args.site,
         "pooling": args.pooling,
