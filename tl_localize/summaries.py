@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .cards import busiest_layers, layer_ranges
+from .options import BLOCKED
 
 if TYPE_CHECKING:
     from .brain import BrainAlignment
@@ -29,7 +30,6 @@ __all__ = [
 
 VERBS = {"zero": "Zeroing", "mean": "Mean-ablating", "resample": "Resample-ablating"}
 ADJUST_WORDS = {"holm": "Holm", "fdr_bh": "Benjamini-Hochberg"}
-BLOCKED = ("at chance", "at ceiling")  # as tl_localize.compare.task_states says them
 MATCH_WORDS = {
     "uniform": "uniform random sets",
     "layer": "layer-matched random sets",
