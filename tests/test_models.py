@@ -226,3 +226,18 @@ def test_a_cache_written_meanwhile_by_another_process_is_used(default_model, tmp
     folder = models._cached_gguf_folder(source)
     assert folder == tmp_path / cached.name and models._cache_is_valid(folder)
     assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
+
+
+def test_architecture_table_names_real_classes_of_every_gguf_family() -> None:
+    """A GGUF file's config has no `architectures`: the table must give, for every tested
+    family that transformers reads from GGUF, the class whose config is of that type."""
+    import transformers
+    from transformers.integrations.ggml import GGUF_CONFIG_MAPPING
+
+    from tl_localize.models import ARCHITECTURE_BY_MODEL_TYPE, TESTED_FAMILIES
+
+    for model_type, name in ARCHITECTURE_BY_MODEL_TYPE.items():
+        assert getattr(transformers, name).config_class.model_type == model_type, name
+    gguf = {"gemma3_text" if t == "gemma3" else t for t in GGUF_CONFIG_MAPPING}
+    missing = sorted(gguf & set(TESTED_FAMILIES) - set(ARCHITECTURE_BY_MODEL_TYPE))
+    assert not missing, f"tested GGUF families without an architecture: {missing}"

@@ -61,13 +61,17 @@ __all__ = [
 ]
 
 # GGUF configs often lack ``architectures``; the bridge needs it. Data, not if-chains.
+# For configs without `architectures` (those transformers builds from a GGUF file): every
+# decoder family that transformers reads from GGUF and the bridge can wrap.
 ARCHITECTURE_BY_MODEL_TYPE = {
+    "bloom": "BloomForCausalLM",
     "llama": "LlamaForCausalLM",
     "mistral": "MistralForCausalLM",
     "qwen2": "Qwen2ForCausalLM",
     "qwen3": "Qwen3ForCausalLM",
     "gemma": "GemmaForCausalLM",
     "gemma2": "Gemma2ForCausalLM",
+    "gemma3_text": "Gemma3ForCausalLM",
     "gpt2": "GPT2LMHeadModel",
     "phi3": "Phi3ForCausalLM",
     "falcon": "FalconForCausalLM",
