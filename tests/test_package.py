@@ -1,6 +1,7 @@
 """The package's surface: what docs/api.md names exists, the public names resolve, importing
 is cheap and changes nothing, the layers only point down (fast tier)."""
 
+import ast
 import re
 import subprocess
 import sys
@@ -52,6 +53,41 @@ def test_api_md_names_enough():
 @pytest.mark.parametrize("name", api_names())
 def test_every_name_in_api_md_is_importable(name):
     assert callable(_resolve(name)), name
+
+
+def test_every_public_name_is_documented_in_api_md():
+    text = (ROOT / "docs" / "api.md").read_text()
+    undocumented = [
+        name
+        for name in tl_localize.__all__
+        if not re.search(rf"`(tl_localize\.)?{re.escape(name)}\b", text)
+    ]
+    assert not undocumented, f"docs/api.md does not mention: {undocumented}"
+
+
+def _type_checking_imports() -> dict[str, str]:
+    """What the TYPE_CHECKING block of tl_localize/__init__.py imports: name -> module."""
+    tree = ast.parse((ROOT / "tl_localize" / "__init__.py").read_text())
+    block = next(
+        node
+        for node in tree.body
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
+    )
+    imported = {}
+    for node in block.body:
+        assert isinstance(node, ast.ImportFrom) and node.level == 1, ast.unparse(node)
+        for alias in node.names:
+            imported[alias.asname or alias.name] = node.module or alias.name
+    return imported
+
+
+def test_type_checkers_see_exactly_the_public_names():
+    # __all__ is built from one table (_PUBLIC); the imports type checkers read are the one
+    # other place that names them, and must name the same things from the same modules
+    imported = _type_checking_imports()
+    assert sorted(imported) == tl_localize.__all__
+    for name, module in imported.items():
+        assert module == tl_localize._EXPORTS.get(name, name), name
 
 
 def test_public_names_resolve():
