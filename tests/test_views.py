@@ -1,5 +1,7 @@
 """Top stimuli, head writes and circuitsvis views on a tiny random model."""
 
+import inspect
+
 import pytest
 import torch
 
@@ -49,9 +51,10 @@ def test_views_share_one_bundle_and_render_each_part(tiny, units):
     assert view.html.count(BUNDLE_TAG) == 1 and view.html.count("CircuitsVis.render(") == 2
     # every view gets a closed div, so that rendering one never replaces the next
     assert "/>" not in view.html.split(BUNDLE_TAG)[0] and view.html.count("></div>") >= 2
-    with pytest.warns(DeprecationWarning, match="unit_tokens_view"):  # the old argument order
-        old = unit_tokens_view(tiny, TEXTS[:2], units)
-    assert [p.props for p in old.parts] == [p.props for p in view.parts]
+    # 0.2's argument order (texts, units) is an error now, as a user sees it: without the
+    # runtime type checker the test suite wraps every function in
+    with pytest.raises(LocalizeError, match=r"takes \(model, units, texts\)"):
+        inspect.unwrap(unit_tokens_view)(tiny, TEXTS[:2], units)
 
 
 def test_saved_views_keep_their_data(tiny, units, tmp_path):

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._progress import quiet_notebook_bars
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 quiet_notebook_bars()  # before transformers imports tqdm.auto; a no-op outside notebooks
 
 # The one list of the public API: each module and the public names it defines. ``__all__``,

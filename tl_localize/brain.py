@@ -26,7 +26,6 @@ import pandas as pd
 from jaxtyping import Float
 from torch import Tensor
 
-from ._compat import deprecated_positional
 from .activations import stacked_activations
 from .data.io import read_csv
 from .data.tables import describe_rows, missing_numbers, missing_texts
@@ -314,7 +313,6 @@ def _check_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             )
 
 
-@deprecated_positional("site")
 def sentence_features(
     model: Model,
     sentences: Sequence[str],
@@ -523,7 +521,6 @@ def _label_permutation_p(
     return (1 + count) / (1 + n_permutations)
 
 
-@deprecated_positional("n_random", "match", "folds", "seed")
 def brain_alignment(
     model: Model,
     units: Units | Localization,

@@ -350,26 +350,6 @@ class LocalizeConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-class _Stats(dict[str, Tensor]):
-    """The per-unit statistics; ``mean_<condition>`` spellings of earlier releases still
-    work, with a deprecation warning."""
-
-    def __init__(self, data: dict[str, Tensor], conditions: tuple[str, str]) -> None:
-        super().__init__(data)
-        self.conditions = conditions
-
-    def __missing__(self, key: str) -> Tensor:
-        from ._compat import warn_deprecated
-
-        pos, neg = self.conditions
-        for prefix in ("mean_", "abs_mean_"):
-            for cond, role in ((pos, "positive"), (neg, "negative")):
-                if key == f"{prefix}{cond}":
-                    warn_deprecated(f"stats[{key!r}]", f"stats['{prefix}{role}']")
-                    return self[f"{prefix}{role}"]
-        raise KeyError(key)
-
-
 class Localization:
     """The result of :func:`localize`.
 
@@ -398,7 +378,7 @@ class Localization:
         self.units = units
         self.config = config
         self.record = record
-        self.stats = _Stats(stats, self.conditions)
+        self.stats = stats
         self.holdout = holdout
 
     def __repr__(self) -> str:

@@ -23,7 +23,6 @@ from safetensors import SafetensorError
 from safetensors.torch import safe_open, save_file
 from torch import Tensor
 
-from ._compat import warn_deprecated
 from .errors import LocalizeError, check_int
 from .options import (
     DEFAULT_MATCH,
@@ -84,12 +83,8 @@ class Units:
         model_name: str | None = None,
         *,
         fingerprint: str | None = None,
-        model: str | None = None,
         dtype: str | None = None,
     ) -> None:
-        if model is not None:
-            warn_deprecated("Units(..., model=name)", "Units(..., model_name=name)")
-            model_name = model_name or model
         if not isinstance(model_name, str) or not model_name:
             raise LocalizeError(
                 f"Units need the name of the model they belong to (model_name=, "
@@ -110,12 +105,6 @@ class Units:
         self.model_name = model_name
         self.fingerprint = fingerprint
         self.dtype = dtype
-
-    @property
-    def model(self) -> str:
-        """Deprecated: the model's name; use :attr:`model_name`."""
-        warn_deprecated("Units.model", "Units.model_name")
-        return self.model_name
 
     # -- basic facts ---------------------------------------------------------------------
     @property
@@ -430,7 +419,6 @@ _ARGUMENTS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "site": (str, f"a site name, one of {sorted(SITES)}"),
     "model_name": ((str, type(None)), "the model's name (model.cfg.model_name)"),
     "fingerprint": ((str, type(None)), "a weights fingerprint (a string) or None"),
-    "model": ((str, type(None)), "the model's name"),
     "dtype": ((str, type(None)), "the dtype's name ('float32', 'bfloat16') or None"),
 }
 

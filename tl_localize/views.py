@@ -26,7 +26,6 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ._compat import warn_deprecated
 from .activations import iter_pooled, token_batches
 from .contrast import Contrast
 from .errors import LocalizeError, check_int
@@ -222,8 +221,8 @@ def _unit_columns(
 
 def unit_tokens_view(
     model: Model,
-    units: Units | Sequence[str],
-    texts: Sequence[str] | Units,
+    units: Units,
+    texts: Sequence[str],
     *,
     order: Float[Tensor, "layer unit"] | None = None,
     max_units: int = 12,
@@ -238,11 +237,6 @@ def unit_tokens_view(
     """
     import circuitsvis as cv
 
-    if isinstance(texts, Units) and not isinstance(units, Units):  # the old argument order
-        warn_deprecated(
-            "unit_tokens_view(model, texts, units)", "unit_tokens_view(model, units, texts)"
-        )
-        units, texts = texts, units
     if not isinstance(units, Units) or isinstance(texts, Units):
         raise LocalizeError("unit_tokens_view takes (model, units, texts).")
     units.check_model(model)
