@@ -15,7 +15,7 @@ from tl_localize import (
     unit_tokens_view,
 )
 from tl_localize.activations import pooled_activations
-from tl_localize.views import BUNDLE_TAG
+from tl_localize.views_html import BUNDLE_TAG
 
 TEXTS = ["the cat sat", "dog runs far away", "a b c d", "hello world", "zzq xv"]
 
@@ -58,7 +58,7 @@ def test_views_share_one_bundle_and_render_each_part(tiny, units):
 
 
 def test_saved_views_keep_their_data(tiny, units, tmp_path):
-    from tl_localize.views import read_view
+    from tl_localize.views_html import read_view
 
     view = top_stimuli_view(tiny, units, TEXTS, k=2)
     path = view.save(tmp_path / "top.view.html")
