@@ -56,7 +56,9 @@ def load_features(path: Path, data: Path) -> np.ndarray:
 
     model = load_model()
     brain = BrainData.from_csv(data)
-    feats = sentence_features(model, brain.sentences, "resid_post", pooling="last", progress=False)
+    feats = sentence_features(
+        model, brain.sentences, site="resid_post", pooling="last", progress=False
+    )
     feats = feats.numpy()
     np.save(path, feats)
     print(f"[ridge_speed] saved {feats.shape} features to {path}", file=sys.stderr)

@@ -45,7 +45,7 @@ def test_mean_ablation_uses_the_reference_means(tiny):
     units = _units(tiny, [(0, 5), (1, 6)])
     means = unit_means(tiny, ["a dog ran", "some text here", TEXT])
     assert means.shape == (3, 32)
-    patched = _cache(tiny, ablation_hooks(units, "mean", means))
+    patched = _cache(tiny, ablation_hooks(units, method="mean", means=means))
     assert torch.allclose(
         patched["blocks.0.hook_resid_post"][:, 5], means[0, 5].expand(len(TEXT) + 1)
     )
@@ -93,11 +93,11 @@ def test_mlp_and_attention_sites(tiny):
 def test_bad_ablation_arguments(tiny, make_tiny):
     units = _units(tiny, [(0, 1)])
     with pytest.raises(LocalizeError, match="Unknown ablation method 'noise'"):
-        ablation_hooks(units, "noise")
+        ablation_hooks(units, method="noise")
     with pytest.raises(LocalizeError, match="method='mean' needs means="):
-        ablation_hooks(units, "mean")
+        ablation_hooks(units, method="mean")
     with pytest.raises(LocalizeError, match=r"means has shape \(2, 32\)"):
-        ablation_hooks(units, "mean", torch.zeros(2, 32))
+        ablation_hooks(units, method="mean", means=torch.zeros(2, 32))
     other = make_tiny(n_layers=2, name="other")
     with pytest.raises(LocalizeError, match="made for 'tiny'"), ablated(other, units):
         pass

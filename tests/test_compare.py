@@ -46,7 +46,7 @@ def test_blimp_from_the_shared_folder(default_model, shared_data):
     result = evaluate.blimp(
         default_model,
         shared_data / "blimp",
-        ["determiner_noun_agreement_1", "anaphor_number_agreement", "npi_present_1"],
+        paradigms=["determiner_noun_agreement_1", "anaphor_number_agreement", "npi_present_1"],
         n_per_paradigm=25,
         progress=False,
     )

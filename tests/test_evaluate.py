@@ -102,7 +102,7 @@ def test_syntaxgym_bad_suites(tiny, tmp_path):
     with pytest.raises(LocalizeError, match="Cannot parse formula"):
         evaluate.syntaxgym(tiny, tmp_path / "syntax.json", progress=False)
     with pytest.raises(LocalizeError, match=r"Unknown suite 'nope'. Suites in .*\['cond'"):
-        evaluate.syntaxgym(tiny, tmp_path, ["nope"], progress=False)
+        evaluate.syntaxgym(tiny, tmp_path, names=["nope"], progress=False)
 
 
 # -- minimal pairs and perplexity on a tiny model --------------------------------------
@@ -136,7 +136,7 @@ def test_minimal_pair_bad_input(tiny, tmp_path):
     with pytest.raises(LocalizeError, match=r"p1\.jsonl, line 2: not valid JSON"):
         evaluate.blimp(tiny, tmp_path, progress=False)
     with pytest.raises(LocalizeError, match=r"Unknown BLiMP paradigm 'p9'.*\['p1'\]"):
-        evaluate.blimp(tiny, tmp_path, ["p9"], progress=False)
+        evaluate.blimp(tiny, tmp_path, paradigms=["p9"], progress=False)
 
 
 def test_builtin_pairs_suite():

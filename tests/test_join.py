@@ -47,7 +47,7 @@ def test_join_has_a_row_per_unit(loc, att):
 
 def test_summary_matches_direct_computation(loc, att):
     frame = join(loc, att)
-    summary = join_summary(frame, "patch_abs")
+    summary = join_summary(frame, score="patch_abs")
     assert list(summary["scope"]) == ["all", 0, 1, 2]
     overall = summary.iloc[0]
     rho, p = sps.spearmanr(frame["t"], frame["patch_abs"])
@@ -69,14 +69,14 @@ def test_summary_matches_direct_computation(loc, att):
     assert layers["overlap"].sum() == overall["overlap"]
     assert layers["n_selected"].sum() == 12 and layers["n_top_attribution"].sum() == 12
     # a _mean score is compared by its absolute value
-    by_mean = join_summary(frame, "zero_mean").iloc[0]
+    by_mean = join_summary(frame, score="zero_mean").iloc[0]
     rho_abs = sps.spearmanr(frame["t"], frame["zero_mean"].abs())[0]
     assert by_mean["spearman"] == pytest.approx(rho_abs)
     # dla is NaN before the last layer: those layers have no correlation and no top units
-    dla = join_summary(frame, "dla_abs")
+    dla = join_summary(frame, score="dla_abs")
     assert dla.iloc[1:3]["spearman"].isna().all() and dla.iloc[1:3]["n_top_attribution"].eq(0).all()
     with pytest.raises(LocalizeError, match="Unknown attribution score"):
-        join_summary(frame, "t")
+        join_summary(frame, score="t")
 
 
 def test_join_with_group_and_single_unit_ablation(tiny, loc, att, pairs):

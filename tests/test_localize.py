@@ -44,9 +44,8 @@ def test_signed_and_per_layer(tiny):
     assert loc.config.absolute is False
     diff = loc.stats["mean_positive"] - loc.stats["mean_negative"]
     assert (torch.sign(loc.stats["t"]) == torch.sign(diff)).all()
-    with pytest.warns(DeprecationWarning, match=r"stats\['mean_words'\] is deprecated"):
-        old = loc.stats["mean_words"]
-    assert torch.equal(old, loc.stats["mean_positive"])
+    with pytest.raises(KeyError, match="mean_words"):  # 0.2's name by condition, removed
+        loc.stats["mean_words"]
 
 
 def test_mlp_site(tiny):

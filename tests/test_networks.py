@@ -121,7 +121,7 @@ def test_profile_on_tiny(tiny):
     # normalized responses average to 1 over all texts
     assert np.average(frame["mean"], weights=frame["n"]) == pytest.approx(1.0, rel=1e-5)
     with pytest.raises(LocalizeError, match=r"has no condition 'jabberwocky'; its conditions"):
-        profile(tiny, units, contrast, ["s", "jabberwocky"])
+        profile(tiny, units, contrast, conditions=["s", "jabberwocky"])
 
 
 @pytest.mark.model

@@ -19,7 +19,8 @@ from tl_localize import (
 )
 from tl_localize.cli import main
 from tl_localize.report import build_report, find_results, write_report
-from tl_localize.views import BUNDLE_TAG, top_stimuli_view
+from tl_localize.views import top_stimuli_view
+from tl_localize.views_html import BUNDLE_TAG
 
 
 @pytest.fixture(scope="module")

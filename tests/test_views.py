@@ -1,5 +1,7 @@
 """Top stimuli, head writes and circuitsvis views on a tiny random model."""
 
+import inspect
+
 import pytest
 import torch
 
@@ -13,7 +15,7 @@ from tl_localize import (
     unit_tokens_view,
 )
 from tl_localize.activations import pooled_activations
-from tl_localize.views import BUNDLE_TAG
+from tl_localize.views_html import BUNDLE_TAG
 
 TEXTS = ["the cat sat", "dog runs far away", "a b c d", "hello world", "zzq xv"]
 
@@ -49,13 +51,14 @@ def test_views_share_one_bundle_and_render_each_part(tiny, units):
     assert view.html.count(BUNDLE_TAG) == 1 and view.html.count("CircuitsVis.render(") == 2
     # every view gets a closed div, so that rendering one never replaces the next
     assert "/>" not in view.html.split(BUNDLE_TAG)[0] and view.html.count("></div>") >= 2
-    with pytest.warns(DeprecationWarning, match="unit_tokens_view"):  # the old argument order
-        old = unit_tokens_view(tiny, TEXTS[:2], units)
-    assert [p.props for p in old.parts] == [p.props for p in view.parts]
+    # 0.2's argument order (texts, units) is an error now, as a user sees it: without the
+    # runtime type checker the test suite wraps every function in
+    with pytest.raises(LocalizeError, match=r"takes \(model, units, texts\)"):
+        inspect.unwrap(unit_tokens_view)(tiny, TEXTS[:2], units)
 
 
 def test_saved_views_keep_their_data(tiny, units, tmp_path):
-    from tl_localize.views import read_view
+    from tl_localize.views_html import read_view
 
     view = top_stimuli_view(tiny, units, TEXTS, k=2)
     path = view.save(tmp_path / "top.view.html")

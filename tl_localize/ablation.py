@@ -28,7 +28,6 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from ._compat import deprecated_positional
 from .activations import iter_pooled, token_batches
 from .errors import LocalizeError, check_int
 from .models import hf_tokenizer, kv_cache_agrees
@@ -59,7 +58,6 @@ def _reference_texts(texts: Sequence[str], what: str) -> list[str]:
     return list(texts)
 
 
-@deprecated_positional("site")
 def unit_means(
     model: Model,
     texts: Sequence[str],
@@ -225,7 +223,6 @@ def _resample_hook(pool: ResamplePool, layer: int, index: Tensor, draws: _Draws)
     return hook
 
 
-@deprecated_positional("method", "means")
 def ablation_hooks(
     units: Units,
     *,
@@ -281,7 +278,6 @@ def ablation_hooks(
 
 
 @contextlib.contextmanager
-@deprecated_positional("method", "means")
 def ablated(
     model: Model,
     units: Units,
@@ -325,7 +321,6 @@ def high_magnitude_units(
     return frame[frame["ratio_to_median"] >= factor].reset_index(drop=True)
 
 
-@deprecated_positional("prompt")
 def generation_sample(
     model: Model,
     controls: dict[str, Units | None],

@@ -48,7 +48,6 @@ from scipy import stats as sps
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ._compat import warn_deprecated
 from .ablation import patch_hook
 from .activations import pad_batches, tokenize
 from .data.io import read_csv
@@ -226,12 +225,6 @@ class Attribution:
         self.site = site
         self.model_name = model_name
         self.record = record
-
-    @property
-    def model(self) -> str:
-        """Deprecated: the model's name; use :attr:`model_name`."""
-        warn_deprecated("Attribution.model", "Attribution.model_name")
-        return self.model_name
 
     @property
     def task(self) -> str:

@@ -26,11 +26,10 @@ import pandas as pd
 from jaxtyping import Float
 from torch import Tensor
 
-from ._compat import deprecated_positional
 from .activations import stacked_activations
 from .data.io import read_csv
 from .data.tables import describe_rows, missing_numbers, missing_texts
-from .errors import LocalizeError, check_int
+from .errors import Expected, LocalizeError, check_arguments, check_int
 from .localize import Localization
 from .options import BRAIN_LAYOUT
 from .protocol import Model
@@ -79,7 +78,7 @@ class BrainData:
     def __new__(cls, *args: Any, **kwargs: Any) -> BrainData:
         # Checked here, before the generated __init__ (and a runtime type checker wrapping
         # it) sees them, so that a wrong type is a LocalizeError like any other bad input.
-        _check_arguments(args, kwargs)
+        check_arguments("BrainData", BrainData.__init__, args, kwargs, _FIELDS, fix=_FIX)
         return super().__new__(cls)
 
     def __post_init__(self) -> None:
@@ -281,40 +280,17 @@ def _refuse_missing(
     )
 
 
-_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
-    "sentences": (list, "a list of sentences (strings)"),
-    "responses": (pd.DataFrame, "a pandas DataFrame, one float column per response"),
-    "groups": ((list, type(None)), "a list of group labels (strings) or None"),
-    "name": (str, "a string"),
+_FIELDS = {
+    "sentences": Expected(list, "a list of sentences (strings)", items=(str, "strings")),
+    "responses": Expected(pd.DataFrame, "a pandas DataFrame, one float column per response"),
+    "groups": Expected(
+        (list, type(None)), "a list of group labels (strings) or None", items=(str, "strings")
+    ),
+    "name": Expected(str, "a string"),
 }
+_FIX = "build it from a table with BrainData.from_frame / from_csv"
 
 
-def _check_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """BrainData(...)'s arguments of the wrong type, as a LocalizeError naming the
-    argument; missing or unknown arguments are left to ``__init__`` (a TypeError)."""
-    import inspect
-
-    try:
-        bound = inspect.signature(BrainData.__init__).bind(None, *args, **kwargs)
-    except TypeError:
-        return
-    for key, value in list(bound.arguments.items())[1:]:
-        kind, what = _FIELDS[key]
-        if not isinstance(value, kind):
-            raise LocalizeError(
-                f"BrainData(...): {key} must be {what}, got {type(value).__name__}; build it "
-                "from a table with BrainData.from_frame / from_csv."
-            )
-        items: Sequence[Any] = value if isinstance(value, list) else []
-        wrong = next((item for item in items if not isinstance(item, str)), None)
-        if wrong is not None:
-            raise LocalizeError(
-                f"BrainData(...): {key} must hold strings only; found {wrong!r} "
-                f"({type(wrong).__name__})."
-            )
-
-
-@deprecated_positional("site")
 def sentence_features(
     model: Model,
     sentences: Sequence[str],
@@ -523,7 +499,6 @@ def _label_permutation_p(
     return (1 + count) / (1 + n_permutations)
 
 
-@deprecated_positional("n_random", "match", "folds", "seed")
 def brain_alignment(
     model: Model,
     units: Units | Localization,

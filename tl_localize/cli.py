@@ -322,11 +322,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
             resolve_top(fraction, n_units)
         except LocalizeError as error:
             raise LocalizeError(f"--fractions {fraction:g}: {error}") from None
-    reference_spec = args.reference or args.means_from
-    if args.means_from:
-        from ._compat import warn_deprecated
-
-        warn_deprecated("--means-from", "--reference")
+    reference_spec = args.reference
     if args.method in ("mean", "resample"):
         if reference_spec is None:  # the localizer's own stimuli when built in
             name = loc.contrast
@@ -922,7 +918,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="for --method mean/resample: a built-in contrast or a text file of neutral texts "
         "(default: the localization's contrast when built in, else language)",
     )
-    abl.add_argument("--means-from", default=None, help=argparse.SUPPRESS)
     abl.add_argument("--fractions", default=None, help="e.g. 0.00125,0.0025,0.005,0.01")
     abl.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
     abl.add_argument("--seed", type=int, default=0)

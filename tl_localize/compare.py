@@ -32,7 +32,6 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ._compat import warn_deprecated
 from .ablation import METHODS, ResamplePool, ablation_hooks, high_magnitude_units, resample_pool
 from .errors import LocalizeError, check_int
 from .localize import Localization, parse_top, select_top
@@ -132,11 +131,6 @@ class AblationComparison:
             f"{len(self.table)} rows, {len(self.verdicts)} verdicts)"
         )
 
-    def __iter__(self) -> Any:
-        """``frame, items = compare_ablation(..., return_items=True)`` of earlier releases."""
-        warn_deprecated("Unpacking compare_ablation's result", "result.table and result.items")
-        return iter((self.table, self.items))
-
     def save(self, folder: Path) -> None:
         """Write ``ablation.csv``, ``verdicts.csv``, ``items.csv`` and ``ablation.png`` into
         an existing folder (the CLI writes it atomically with its record)."""
@@ -171,7 +165,6 @@ def compare_ablation(
     adjust: str = "holm",
     batch_size: int | None = None,
     progress: bool = True,
-    return_items: bool | None = None,
 ) -> AblationComparison:
     """Ablate the selected units and matched random controls; measure each task.
 
@@ -237,8 +230,6 @@ def compare_ablation(
             f"match={needs[0]!r} needs activation magnitudes: pass the Localization instead of "
             "its Units, or magnitude=, or match='uniform'."
         )
-    if return_items is not None:
-        warn_deprecated("compare_ablation(return_items=...)", "the result's .items")
     if fractions:
         if loc is None:
             raise LocalizeError("fractions= re-selects units by t: pass the Localization.")

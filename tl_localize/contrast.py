@@ -24,7 +24,7 @@ from .data.io import read_csv
 from .data.language import language_texts
 from .data.stories import builtin_stories, load_tomloc, story_text
 from .data.tables import describe_rows, missing_texts, visible
-from .errors import LocalizeError
+from .errors import Expected, LocalizeError, check_arguments
 
 __all__ = ["POOLINGS", "Contrast"]
 
@@ -143,7 +143,7 @@ class Contrast:
     def __new__(cls, *args: Any, **kwargs: Any) -> Contrast:
         # Checked here, before the generated __init__ (and a runtime type checker wrapping
         # it) sees them, so that a wrong type is a LocalizeError like any other bad input.
-        _check_arguments(args, kwargs)
+        check_arguments("Contrast", Contrast.__init__, args, kwargs, _FIELDS)
         return super().__new__(cls)
 
     def __post_init__(self) -> None:
@@ -547,32 +547,11 @@ def _absent(value: Any) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and value != value)
 
 
-_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
-    "name": (str, "a string"),
-    "conditions": (Mapping, "a dict of condition name -> list of texts"),
-    "positive_condition": (str, "a condition name (a string)"),
-    "negative_condition": (str, "a condition name (a string)"),
-    "pooling": (str, f"one of {POOLINGS}"),
-    "description": (str, "a string"),
+_FIELDS = {
+    "name": Expected(str, "a string"),
+    "conditions": Expected(Mapping, "a dict of condition name -> list of texts"),
+    "positive_condition": Expected(str, "a condition name (a string)"),
+    "negative_condition": Expected(str, "a condition name (a string)"),
+    "pooling": Expected(str, f"one of {POOLINGS}"),
+    "description": Expected(str, "a string"),
 }
-
-
-def _check_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """Contrast(...)'s arguments of the wrong type, as a LocalizeError naming the argument;
-    missing or unknown arguments are left to ``__init__`` (a TypeError, as for any call)."""
-    try:
-        bound = inspect.signature(Contrast.__init__).bind(None, *args, **kwargs)
-    except TypeError:
-        return
-    for key, value in list(bound.arguments.items())[1:]:
-        kind, what = _FIELDS.get(key, (object, ""))
-        if not isinstance(value, kind):
-            raise LocalizeError(
-                f"Contrast(...): {key} must be {what}, got {type(value).__name__} "
-                f"({_short(value)})."
-            )
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

@@ -17,7 +17,6 @@ import pandas as pd
 import torch
 from scipy import stats as sps
 
-from ._compat import deprecated_positional
 from .attribution import SCORES, Attribution, AttributionCheck
 from .compare import AblationComparison
 from .errors import LocalizeError
@@ -102,7 +101,6 @@ def _top_mask(values: pd.Series, k: int) -> np.ndarray:
     return mask
 
 
-@deprecated_positional("score")
 def join_summary(frame: pd.DataFrame, *, score: str = "patch_abs") -> pd.DataFrame:
     """Selectivity against attribution, over all layers (``scope="all"``) and per layer.
 

@@ -37,7 +37,7 @@ from .models import model_dtype, model_signature
 from .options import PRESETS
 from .protocol import Model
 from .results import atomic_folder, now, read_record, versions, write_record
-from .sites import get_site
+from .sites import Site, get_site
 from .stats import Moments, benjamini_hochberg, cohens_d, permutation_max_t, welch_t
 from .units import Units, unit_table
 
@@ -350,26 +350,6 @@ class LocalizeConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-class _Stats(dict[str, Tensor]):
-    """The per-unit statistics; ``mean_<condition>`` spellings of earlier releases still
-    work, with a deprecation warning."""
-
-    def __init__(self, data: dict[str, Tensor], conditions: tuple[str, str]) -> None:
-        super().__init__(data)
-        self.conditions = conditions
-
-    def __missing__(self, key: str) -> Tensor:
-        from ._compat import warn_deprecated
-
-        pos, neg = self.conditions
-        for prefix in ("mean_", "abs_mean_"):
-            for cond, role in ((pos, "positive"), (neg, "negative")):
-                if key == f"{prefix}{cond}":
-                    warn_deprecated(f"stats[{key!r}]", f"stats['{prefix}{role}']")
-                    return self[f"{prefix}{role}"]
-        raise KeyError(key)
-
-
 class Localization:
     """The result of :func:`localize`.
 
@@ -398,7 +378,7 @@ class Localization:
         self.units = units
         self.config = config
         self.record = record
-        self.stats = _Stats(stats, self.conditions)
+        self.stats = stats
         self.holdout = holdout
 
     def __repr__(self) -> str:
@@ -717,12 +697,7 @@ def localize(
     Returns:
         A :class:`Localization`.
     """
-    if isinstance(contrast, str):
-        contrast = Contrast.builtin(contrast)
-    if not isinstance(contrast, Contrast):
-        raise LocalizeError(
-            f"contrast must be a Contrast or a built-in name, got {type(contrast).__name__}."
-        )
+    contrast = _as_contrast(contrast)
     config = _resolve_config(
         preset,
         contrast.pooling,
@@ -739,7 +714,53 @@ def localize(
         seed=seed,
         n_permutations=n_permutations,
     )
-    site_obj = get_site(config.site, model)
+    plan = _plan(model, contrast, config)  # every input checked before any forward pass
+    checks = [_check_batching(model, plan)] if check else []
+    start = time.perf_counter()
+    moments, stored = _pool(model, plan, progress)
+    timings = {"forward_s": time.perf_counter() - start}
+    start = time.perf_counter()
+    stats = _score(plan, moments["select"])
+    mask, selected_by = _select(plan, stats, stored)
+    holdout_frame = _score_heldout(plan, stats, moments["heldout"], mask)
+    timings["stats_s"] = time.perf_counter() - start
+    return _localization(model, plan, stats, mask, selected_by, checks, timings, holdout_frame)
+
+
+# -- the steps of localize -------------------------------------------------------------------
+_Parts = dict[str, dict[str, list[str]]]  # "select" / "heldout" -> role -> texts
+_RoleMoments = dict[str, tuple[Moments, Moments]]  # role -> (raw, absolute) moments
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a localization does, resolved and checked before any forward pass."""
+
+    contrast: Contrast
+    config: LocalizeConfig
+    site: Site
+    hook_names: list[str]
+    pooling: str
+    test: tuple[str, float] | None  # ("fdr" | "perm", alpha) for a significance threshold
+    roles: dict[str, str]  # "positive" / "negative" -> condition
+    parts: _Parts
+    heldout_index: dict[str, list[int]]  # condition -> held-out positions
+
+
+def _as_contrast(contrast: str | Contrast) -> Contrast:
+    if isinstance(contrast, str):
+        contrast = Contrast.builtin(contrast)
+    if not isinstance(contrast, Contrast):
+        raise LocalizeError(
+            f"contrast must be a Contrast or a built-in name, got {type(contrast).__name__}."
+        )
+    return contrast
+
+
+def _plan(model: Model, contrast: Contrast, config: LocalizeConfig) -> _Plan:
+    """The site's hooks, the selection rule checked against the number of units, and the texts
+    of each condition split into the part to select on and the part held out."""
+    site = get_site(config.site, model)
     if config.preset is not None and config.batch_size == 1:
         dtype = model_dtype(model)
         if dtype != torch.float32:
@@ -749,9 +770,7 @@ def localize(
                 "load_model(..., dtype='float32'), or drop batch_size=1 for the batched mode."
             )
     n_layers = int(model.cfg.n_layers)
-    hook_names = [site_obj.hook_name(layer) for layer in range(n_layers)]
-    pooling_used = config.pooling or contrast.pooling
-    width = site_obj.n_units(model)
+    width = site.n_units(model)
     test = None if config.top is None else significance(config.top)
     n_ranked = n_layers * width if config.selection == "global" else width
     if config.band is not None:  # fail on a bad `top` or `band` before any forward pass
@@ -760,8 +779,8 @@ def localize(
         assert config.top is not None
         resolve_top(config.top, n_ranked)
     roles = {"positive": contrast.positive_condition, "negative": contrast.negative_condition}
-    parts: dict[str, dict[str, list[str]]] = {"select": {}, "heldout": {}}
-    heldout_index: dict[str, list[int]] = {}  # condition -> held-out positions
+    parts: _Parts = {"select": {}, "heldout": {}}
+    heldout_index: dict[str, list[int]] = {}
     rng = random.Random(config.seed)
     for role, cond in roles.items():
         texts = list(contrast.conditions[cond])
@@ -772,121 +791,168 @@ def localize(
             parts["select"][role] = [texts[i] for i in kept]
             parts["heldout"][role] = [texts[i] for i in held]
             heldout_index[cond] = held
+    return _Plan(
+        contrast=contrast,
+        config=config,
+        site=site,
+        hook_names=[site.hook_name(layer) for layer in range(n_layers)],
+        pooling=config.pooling or contrast.pooling,
+        test=test,
+        roles=roles,
+        parts=parts,
+        heldout_index=heldout_index,
+    )
 
-    checks = []
-    if check:
-        # the shortest, the median and the longest text: batched, they are padded
-        by_length = sorted(parts["select"]["positive"], key=len)
-        sample = list(dict.fromkeys(by_length[i] for i in (0, len(by_length) // 2, -1)))
-        found = check_pooling(
-            model, sample, site=site_obj.name, pooling=pooling_used, truncate=config.truncate,
-            prepend_bos=config.prepend_bos,
-        )  # fmt: skip
-        checks.append(found)
-        if not found["passed"]:
-            raise LocalizeError(
-                f"Model check {found['check']} failed: batched pooling differs from one text "
-                f"at a time by {found['value']:.3g} (scaled difference; tolerance "
-                f"{found['tolerance']:.3g} for {found['detail'].rsplit(', ', 1)[-1]})."
-                " The model's wiring gives different activations for padded batches; run "
-                "check_model(model) for details, or localize with batch_size=1."
-            )
+
+def _check_batching(model: Model, plan: _Plan) -> dict[str, Any]:
+    """Batched pooling against one text at a time on the shortest, the median and the longest
+    text (batched, they are padded); a difference beyond the dtype's tolerance is an error."""
+    by_length = sorted(plan.parts["select"]["positive"], key=len)
+    sample = list(dict.fromkeys(by_length[i] for i in (0, len(by_length) // 2, -1)))
+    found = check_pooling(
+        model, sample, site=plan.site.name, pooling=plan.pooling, truncate=plan.config.truncate,
+        prepend_bos=plan.config.prepend_bos,
+    )  # fmt: skip
+    if not found["passed"]:
+        raise LocalizeError(
+            f"Model check {found['check']} failed: batched pooling differs from one text "
+            f"at a time by {found['value']:.3g} (scaled difference; tolerance "
+            f"{found['tolerance']:.3g} for {found['detail'].rsplit(', ', 1)[-1]})."
+            " The model's wiring gives different activations for padded batches; run "
+            "check_model(model) for details, or localize with batch_size=1."
+        )
+    return found
+
+
+def _pool(
+    model: Model, plan: _Plan, progress: bool
+) -> tuple[dict[str, _RoleMoments], dict[str, Tensor]]:
+    """Running moments of the pooled activations of each part and role; with a permutation
+    threshold, also the activations of the part selected on (the permutations need them)."""
+    config = plan.config
     settings: dict[str, Any] = {
-        "pooling": pooling_used,
+        "pooling": plan.pooling,
         "batch_size": config.batch_size,
         "truncate": config.truncate,
         "prepend_bos": config.prepend_bos,
         "progress": progress,
     }
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
-    moments: dict[str, dict[str, tuple[Moments, Moments]]] = {"select": {}, "heldout": {}}
+    moments: dict[str, _RoleMoments] = {"select": {}, "heldout": {}}
     stored: dict[str, Tensor] = {}
-    for part, by_role in parts.items():
+    for part, by_role in plan.parts.items():
         for role, texts in by_role.items():
-            desc = f"{contrast.name}: {roles[role]}" + (" (held out)" if part == "heldout" else "")
-            if part == "select" and test is not None and test[0] == "perm":
-                values = stacked_activations(model, texts, hook_names, desc=desc, **settings)
+            desc = f"{plan.contrast.name}: {plan.roles[role]}"
+            desc += " (held out)" if part == "heldout" else ""
+            if part == "select" and plan.test is not None and plan.test[0] == "perm":
+                values = stacked_activations(model, texts, plan.hook_names, desc=desc, **settings)
                 stored[role] = values
                 moments[part][role] = (Moments.of(values), Moments.of(values.abs()))
             else:
-                streamed = accumulate_moments(model, texts, hook_names, desc=desc, **settings)
+                streamed = accumulate_moments(model, texts, plan.hook_names, desc=desc, **settings)
                 moments[part][role] = (streamed.raw, streamed.absolute)
-    timings["forward_s"] = time.perf_counter() - start
+    return moments, stored
 
-    start = time.perf_counter()
-    select = moments["select"]
-    stats = _stats(select["positive"], select["negative"], config.absolute)
+
+def _score(plan: _Plan, moments: _RoleMoments) -> dict[str, Tensor]:
+    """The per-unit statistics; a warning when no unit tells the conditions apart."""
+    stats = _stats(moments["positive"], moments["negative"], plan.config.absolute)
     t = stats["t"]
     if not torch.isfinite(t).any() or float(t.abs().nan_to_num().max()) == 0:
         warnings.warn(
-            f"No unit tells {roles['positive']!r} from {roles['negative']!r} (every t is 0 or "
-            "undefined): the conditions give identical activations, so nothing is selective "
-            "and the selected units are arbitrary.",
-            stacklevel=2,
+            f"No unit tells {plan.roles['positive']!r} from {plan.roles['negative']!r} (every "
+            "t is 0 or undefined): the conditions give identical activations, so nothing is "
+            "selective and the selected units are arbitrary.",
+            stacklevel=3,  # the caller of localize
         )
-    selection_record: dict[str, Any] = {"method": "top", "top": config.top}
+    return stats
+
+
+def _select(
+    plan: _Plan, stats: dict[str, Tensor], stored: dict[str, Tensor]
+) -> tuple[Tensor, dict[str, Any]]:
+    """The selected units' mask and how they were selected (the record's ``selection``)."""
+    config, t = plan.config, stats["t"]
     if config.band is not None:
         mask = select_band(t, config.band, config.selection)
-        selection_record = {
+        return mask, {
             "method": "band",
             "band": list(config.band),
             "n_undefined": int((mask & t.isnan()).sum()),  # NaN t ranks last
         }
-    elif test is None:
+    if plan.test is None:
         assert config.top is not None
-        mask = select_top(t, config.top, config.selection)
-    else:
-        kind, alpha = test
-        finite_t = torch.nan_to_num(t, nan=-torch.inf)
-        if kind == "fdr":
-            mask = (stats["q"] < alpha) & (finite_t > 0)
-            selection_record.update(method="fdr", alpha=alpha)
-        else:
-            pos_values, neg_values = stored["positive"], stored["negative"]
-            if config.absolute:
-                pos_values, neg_values = pos_values.abs(), neg_values.abs()
-            null = permutation_max_t(
-                pos_values.flatten(1),
-                neg_values.flatten(1),
-                n_permutations=config.n_permutations,
-                seed=config.seed,
-            )
-            threshold = float(torch.quantile(null, 1 - alpha))
-            mask = finite_t > threshold
-            selection_record.update(
-                method="perm",
-                alpha=alpha,
-                threshold=threshold,
-                n_permutations=config.n_permutations,
-                seed=config.seed,
-            )
-        selection_record["n_passed"] = int(mask.sum())
-        if not mask.any():
-            warnings.warn(
-                f"No unit passes {kind} at {alpha:g} for {roles['positive']!r} > "
-                f"{roles['negative']!r}: the localization selects an empty set. The contrast "
-                "may be too weak for this model or too few stimuli were given.",
-                stacklevel=2,
-            )
-    holdout_frame = None
-    if config.holdout is not None:
-        held_stats = _stats(
-            moments["heldout"]["positive"], moments["heldout"]["negative"], config.absolute
-        )
-        stats["heldout_t"], stats["heldout_d"] = held_stats["t"], held_stats["d"]
-        holdout_frame = _holdout_frame(stats, held_stats, mask, parts, config.absolute)
-    timings["stats_s"] = time.perf_counter() - start
+        return select_top(t, config.top, config.selection), {"method": "top", "top": config.top}
+    return _select_significant(plan, stats, stored)
 
+
+def _select_significant(
+    plan: _Plan, stats: dict[str, Tensor], stored: dict[str, Tensor]
+) -> tuple[Tensor, dict[str, Any]]:
+    """Every unit above a significance threshold: Benjamini-Hochberg q, or the family-wise
+    max-t threshold of condition-label permutations; a warning when none passes."""
+    assert plan.test is not None
+    config, (kind, alpha) = plan.config, plan.test
+    finite_t = torch.nan_to_num(stats["t"], nan=-torch.inf)
+    record: dict[str, Any] = {"method": kind, "top": config.top, "alpha": alpha}
+    if kind == "fdr":
+        mask = (stats["q"] < alpha) & (finite_t > 0)
+    else:
+        pos_values, neg_values = stored["positive"], stored["negative"]
+        if config.absolute:
+            pos_values, neg_values = pos_values.abs(), neg_values.abs()
+        null = permutation_max_t(
+            pos_values.flatten(1),
+            neg_values.flatten(1),
+            n_permutations=config.n_permutations,
+            seed=config.seed,
+        )
+        threshold = float(torch.quantile(null, 1 - alpha))
+        mask = finite_t > threshold
+        record.update(threshold=threshold, n_permutations=config.n_permutations, seed=config.seed)
+    record["n_passed"] = int(mask.sum())
+    if not mask.any():
+        warnings.warn(
+            f"No unit passes {kind} at {alpha:g} for {plan.roles['positive']!r} > "
+            f"{plan.roles['negative']!r}: the localization selects an empty set. The contrast "
+            "may be too weak for this model or too few stimuli were given.",
+            stacklevel=4,  # the caller of localize
+        )
+    return mask, record
+
+
+def _score_heldout(
+    plan: _Plan, stats: dict[str, Tensor], moments: _RoleMoments, mask: Tensor
+) -> pd.DataFrame | None:
+    """With a held-out split: the held-out t and d added to ``stats``, and the selected units'
+    selectivity in and out of sample."""
+    if plan.config.holdout is None:
+        return None
+    held = _stats(moments["positive"], moments["negative"], plan.config.absolute)
+    stats["heldout_t"], stats["heldout_d"] = held["t"], held["d"]
+    return _holdout_frame(stats, held, mask, plan.parts, plan.config.absolute)
+
+
+def _localization(
+    model: Model,
+    plan: _Plan,
+    stats: dict[str, Tensor],
+    mask: Tensor,
+    selection: dict[str, Any],
+    checks: list[dict[str, Any]],
+    timings: dict[str, float],
+    holdout_frame: pd.DataFrame | None,
+) -> Localization:
+    """The result: the selected units and the record of how they were made."""
+    contrast, config = plan.contrast, plan.config
     signature = model_signature(model)
     units = Units(
         mask,
-        site_obj.name,
+        plan.site.name,
         model.cfg.model_name,
         fingerprint=signature["fingerprint"],
         dtype=signature["dtype"],
     )
-    selection_record["n_selected"] = len(units)
+    selection["n_selected"] = len(units)
     record = {
         "created": now(),
         "contrast": {
@@ -895,15 +961,15 @@ def localize(
             "sizes": contrast.sizes(),
             "positive": contrast.positive_condition,
             "negative": contrast.negative_condition,
-            "pooling": pooling_used,
+            "pooling": plan.pooling,
             "description": contrast.description,
         },
         "model": signature,
         "n_selected": len(units),
         "n_units": units.n_units,
-        "selection": selection_record,
+        "selection": selection,
         "checks": checks,
-        "hook_names": hook_names,
+        "hook_names": plan.hook_names,
         "versions": versions(),
         "timings": timings,
     }
@@ -911,8 +977,11 @@ def localize(
         record["holdout"] = {
             "share": config.holdout,
             "seed": config.seed,
-            "sizes": {part: {roles[r]: len(t) for r, t in p.items()} for part, p in parts.items()},
-            "heldout_index": heldout_index,  # positions within each condition
+            "sizes": {
+                part: {plan.roles[role]: len(texts) for role, texts in by_role.items()}
+                for part, by_role in plan.parts.items()
+            },
+            "heldout_index": plan.heldout_index,  # positions within each condition
         }
     return Localization(units, stats, config, record, holdout_frame)
 

@@ -18,7 +18,7 @@ import shutil
 import struct
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError
@@ -36,6 +36,9 @@ from .options import (
 )
 from .protocol import Model
 from .results import atomic_folder
+
+if TYPE_CHECKING:
+    from transformer_lens.model_bridge import TransformerBridge
 
 __all__ = [
     "DEFAULT_MODEL_FILE",
@@ -506,7 +509,7 @@ def load_model(
     check_generation: bool = True,
     untrained: bool = False,
     seed: int | None = None,
-) -> Any:
+) -> TransformerBridge:
     """Load a causal language model as a TransformerLens ``TransformerBridge``.
 
     Args:

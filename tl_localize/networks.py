@@ -11,7 +11,6 @@ import pandas as pd
 import torch
 from scipy import stats as sps
 
-from ._compat import deprecated_positional
 from .activations import iter_pooled
 from .contrast import Contrast
 from .errors import LocalizeError
@@ -95,7 +94,6 @@ def plot_networks(networks: Mapping[str, Units | Localization]) -> Any:
     return fig
 
 
-@deprecated_positional("conditions")
 def profile(
     model: Model,
     units: Units | Localization,

@@ -179,7 +179,7 @@ def _table(path: Path) -> str:
 
 
 def _view(path: Path) -> str:
-    from .views import read_view, render_parts
+    from .views_html import read_view, render_parts
 
     parts = read_view(path)
     return f"<h4>{html.escape(path.name)}</h4>{render_parts(parts, with_bundle=False)}"
@@ -391,7 +391,7 @@ def build_report(folder: str | Path, title: str | None = None) -> str:
     )
     sections = "\n".join(_section(root, f, a) for f, a in zip(found, anchors, strict=True))
     if "CircuitsVis.render(" in sections:  # one trusted copy of the bundle, before the views
-        from .views import BUNDLE_TAG, bundle
+        from .views_html import BUNDLE_TAG, bundle
 
         sections = f"{BUNDLE_TAG}{bundle()}</script>{sections}"
     heading = title or f"tl_localize report: {root.resolve().name}"

@@ -288,8 +288,10 @@ def atomic_folder(folder: str | Path, *, force: bool = False) -> Iterator[Path]:
 
 def versions() -> dict[str, str]:
     """Versions of Python and the packages that shape a result."""
-    out = {"python": platform.python_version()}
-    for pkg in ("tl_localize", "torch", "transformer-lens", "transformers", "numpy", "scipy"):
+    from . import __version__  # the code that runs, even where the installed metadata is older
+
+    out = {"python": platform.python_version(), "tl_localize": __version__}
+    for pkg in ("torch", "transformer-lens", "transformers", "numpy", "scipy"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:

@@ -9,7 +9,6 @@ shape or weights.
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,8 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import safe_open, save_file
 from torch import Tensor
 
-from ._compat import warn_deprecated
-from .errors import LocalizeError, check_int
+from .errors import Expected, LocalizeError, check_arguments, check_int
 from .options import (
     DEFAULT_MATCH,
     DEFAULT_N_RANDOM,
@@ -74,7 +72,7 @@ class Units:
     def __new__(cls, *args: Any, **kwargs: Any) -> Units:
         # Checked here, before __init__ (and a runtime type checker wrapping it) sees them,
         # so that a wrong type is a LocalizeError like any other bad input.
-        _check_arguments(args, kwargs)
+        check_arguments("Units", Units.__init__, args, kwargs, _ARGUMENTS)
         return super().__new__(cls)
 
     def __init__(
@@ -84,12 +82,8 @@ class Units:
         model_name: str | None = None,
         *,
         fingerprint: str | None = None,
-        model: str | None = None,
         dtype: str | None = None,
     ) -> None:
-        if model is not None:
-            warn_deprecated("Units(..., model=name)", "Units(..., model_name=name)")
-            model_name = model_name or model
         if not isinstance(model_name, str) or not model_name:
             raise LocalizeError(
                 f"Units need the name of the model they belong to (model_name=, "
@@ -110,12 +104,6 @@ class Units:
         self.model_name = model_name
         self.fingerprint = fingerprint
         self.dtype = dtype
-
-    @property
-    def model(self) -> str:
-        """Deprecated: the model's name; use :attr:`model_name`."""
-        warn_deprecated("Units.model", "Units.model_name")
-        return self.model_name
 
     # -- basic facts ---------------------------------------------------------------------
     @property
@@ -425,27 +413,15 @@ def check_matches(match: str | Sequence[str]) -> list[str]:
     return matches
 
 
-_ARGUMENTS: dict[str, tuple[type | tuple[type, ...], str]] = {
-    "mask": (Tensor, "a bool tensor [n_layers, width] (torch.as_tensor(mask, dtype=torch.bool))"),
-    "site": (str, f"a site name, one of {sorted(SITES)}"),
-    "model_name": ((str, type(None)), "the model's name (model.cfg.model_name)"),
-    "fingerprint": ((str, type(None)), "a weights fingerprint (a string) or None"),
-    "model": ((str, type(None)), "the model's name"),
-    "dtype": ((str, type(None)), "the dtype's name ('float32', 'bfloat16') or None"),
+_ARGUMENTS = {
+    "mask": Expected(
+        Tensor, "a bool tensor [n_layers, width] (torch.as_tensor(mask, dtype=torch.bool))"
+    ),
+    "site": Expected(str, f"a site name, one of {sorted(SITES)}"),
+    "model_name": Expected((str, type(None)), "the model's name (model.cfg.model_name)"),
+    "fingerprint": Expected((str, type(None)), "a weights fingerprint (a string) or None"),
+    "dtype": Expected((str, type(None)), "the dtype's name ('float32', 'bfloat16') or None"),
 }
-
-
-def _check_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """Units(...)'s arguments of the wrong type, as a LocalizeError naming the argument;
-    missing or unknown arguments are left to ``__init__`` (a TypeError, as for any call)."""
-    try:
-        bound = inspect.signature(Units.__init__).bind(None, *args, **kwargs)
-    except TypeError:
-        return
-    for key, value in list(bound.arguments.items())[1:]:
-        kind, what = _ARGUMENTS[key]
-        if not isinstance(value, kind):
-            raise LocalizeError(f"Units(...): {key} must be {what}, got {type(value).__name__}.")
 
 
 def unit_table(tensors: dict[str, Tensor]) -> pd.DataFrame:

@@ -25,7 +25,7 @@ __all__ = ["arithmetic"]
 
 def arithmetic(
     model: Model,
-    problems: pd.DataFrame | int | None = None,
+    problems: pd.DataFrame | None = None,
     *,
     n_per_level: int = 50,
     levels: Sequence[str] = ("easy", "two_digit", "hard"),
@@ -45,11 +45,11 @@ def arithmetic(
     or a few-shot example. ``shots`` solved examples (up to 3, fixed) precede each problem,
     separated by blank lines: small models answer in the format only when shown it.
     """
-    if isinstance(problems, int):  # arithmetic(model, 50) of earlier releases
-        from .._compat import warn_deprecated
-
-        warn_deprecated("arithmetic(model, n_per_level)", "arithmetic(model, n_per_level=...)")
-        n_per_level, problems = problems, None
+    if problems is not None and not isinstance(problems, pd.DataFrame):
+        raise LocalizeError(
+            f"problems must be a DataFrame with columns a, op, b, got {type(problems).__name__}; "
+            "for generated problems leave it out and pass n_per_level=."
+        )
     if not 0 <= shots <= len(SHOTS):
         raise LocalizeError(f"shots must be between 0 and {len(SHOTS)}, got {shots}.")
     check_int("n_per_level", n_per_level, 1)

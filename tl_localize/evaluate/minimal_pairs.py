@@ -14,7 +14,6 @@ from typing import Any
 
 import pandas as pd
 
-from .._compat import deprecated_positional
 from ..data.pairs import load_blimp, minimal_pairs_frame
 from ..protocol import Hooks, Model
 from ..scoring import token_logprobs
@@ -49,7 +48,6 @@ def minimal_pairs(
     return frame
 
 
-@deprecated_positional("paradigms", "n_per_paradigm")
 def blimp(
     model: Model,
     source: str | Path,

@@ -16,7 +16,6 @@ from typing import Any
 
 import pandas as pd
 
-from .._compat import deprecated_positional
 from ..data.syntaxgym import check_suites, load_suites, suite_sentences
 from ..errors import LocalizeError
 from ..models import hf_tokenizer
@@ -26,7 +25,6 @@ from ..scoring import token_logprobs
 __all__ = ["syntaxgym"]
 
 
-@deprecated_positional("names")
 def syntaxgym(
     model: Model,
     suites: str | Path | Mapping[str, dict],

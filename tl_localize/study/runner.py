@@ -38,6 +38,7 @@ from .plan import Job, finished, model_key, plan_study
 from .spec import ModelSpec, Study
 
 if TYPE_CHECKING:
+    from .results import StudyResult
     from .worker import ModelRunner
 
 # The worker (and with it torch, transformers and TransformerLens) is imported only where a
@@ -533,7 +534,7 @@ def run_study(
     retry_failed: bool = False,
     force: bool = False,
     progress: bool = True,
-) -> Any:
+) -> StudyResult:
     """Run (or resume) a study into the folder ``out``; returns a :class:`StudyResult`.
 
     Args:
