@@ -284,6 +284,32 @@ def test_a_study_with_bands_and_least_active_controls(tmp_path, small_contrast, 
     assert len(result.headline()) == 1  # the headline is the top set's
 
 
+@pytest.mark.study
+def test_a_study_ablates_as_compare_ablation_does(tmp_path, small_contrast, tiny_hf):
+    """One engine: a study's evaluation jobs give compare_ablation's table, row for row,
+    for the same localization, controls and seeds."""
+    from tl_localize import compare_ablation
+
+    data = spec([{"label": "llama", "spec": str(tiny_hf["llama"])}], small_contrast)
+    data["ablation"].update({"n_random": 2, "match": ["uniform", "magnitude"]})
+    result = run_study(Study.from_dict(data), tmp_path / "out", progress=False)
+    model = load_model(tiny_hf["llama"], check_generation=False)
+    direct = compare_ablation(
+        model, result.localization("llama", "lang"), ["builtin"], n_random=2,
+        match=["uniform", "magnitude"], n_per_paradigm=1, n_boot=200, progress=False,
+    )  # fmt: skip
+    keys = ["set", "match", "seed"]
+    columns = ["n_units", "n_high_magnitude", "value", "value_low", "value_high", "change_pct",
+               "change_low", "change_high", "p_vs_intact", "p_vs_selected"]  # fmt: skip
+    study = result.frame().set_index(keys)[columns]
+    table = direct.table.set_index(keys)[columns].astype(float)
+    assert len(table) == 1 + 1 + 2 * 2
+    pd.testing.assert_frame_equal(study.loc[table.index], table, rtol=1e-9, check_index_type=False)
+    mine = direct.verdicts.set_index("match")[["difference_pct", "p_value", "p_adjusted"]]
+    theirs = result.verdicts().set_index("match")[mine.columns]
+    pd.testing.assert_frame_equal(theirs.loc[mine.index], mine, rtol=1e-9, check_index_type=False)
+
+
 def _toml(data):
     lines = [f'name = "{data["name"]}"']
     for model in data["models"]:
