@@ -284,6 +284,32 @@ def test_a_study_with_bands_and_least_active_controls(tmp_path, small_contrast, 
     assert len(result.headline()) == 1  # the headline is the top set's
 
 
+@pytest.mark.study
+def test_a_study_ablates_as_compare_ablation_does(tmp_path, small_contrast, tiny_hf):
+    """One engine: a study's evaluation jobs give compare_ablation's table, row for row,
+    for the same localization, controls and seeds."""
+    from tl_localize import compare_ablation
+
+    data = spec([{"label": "llama", "spec": str(tiny_hf["llama"])}], small_contrast)
+    data["ablation"].update({"n_random": 2, "match": ["uniform", "magnitude"]})
+    result = run_study(Study.from_dict(data), tmp_path / "out", progress=False)
+    model = load_model(tiny_hf["llama"], check_generation=False)
+    direct = compare_ablation(
+        model, result.localization("llama", "lang"), ["builtin"], n_random=2,
+        match=["uniform", "magnitude"], n_per_paradigm=1, n_boot=200, progress=False,
+    )  # fmt: skip
+    keys = ["set", "match", "seed"]
+    columns = ["n_units", "n_high_magnitude", "value", "value_low", "value_high", "change_pct",
+               "change_low", "change_high", "p_vs_intact", "p_vs_selected"]  # fmt: skip
+    study = result.frame().set_index(keys)[columns]
+    table = direct.table.set_index(keys)[columns].astype(float)
+    assert len(table) == 1 + 1 + 2 * 2
+    pd.testing.assert_frame_equal(study.loc[table.index], table, rtol=1e-9, check_index_type=False)
+    mine = direct.verdicts.set_index("match")[["difference_pct", "p_value", "p_adjusted"]]
+    theirs = result.verdicts().set_index("match")[mine.columns]
+    pd.testing.assert_frame_equal(theirs.loc[mine.index], mine, rtol=1e-9, check_index_type=False)
+
+
 def _toml(data):
     lines = [f'name = "{data["name"]}"']
     for model in data["models"]:
@@ -423,14 +449,14 @@ def test_sharded_equals_unsharded(tiny_hf):
 
 
 def test_thread_shares_follow_model_size():
-    from tl_localize.study.runner import _thread_shares
+    from tl_localize.study.resources import thread_shares
 
     sizes = {"big": 135_000_000, "tiny": 100_000, "also": 120_000, "unknown": None}
-    assert _thread_shares(2, sizes, ["big", "tiny"]) == {"big": 2, "tiny": 1}
-    assert _thread_shares(16, sizes, ["tiny", "also"]) == {"tiny": 7, "also": 9}
-    assert _thread_shares(2, sizes, ["tiny"]) == {"tiny": 2}
-    assert _thread_shares(4, sizes, ["unknown", "big"]) == {"unknown": 2, "big": 2}
-    assert _thread_shares(1, {"a": 5, "b": 5}, ["a", "b"]) == {"a": 1, "b": 1}
+    assert thread_shares(2, sizes, ["big", "tiny"]) == {"big": 2, "tiny": 1}
+    assert thread_shares(16, sizes, ["tiny", "also"]) == {"tiny": 7, "also": 9}
+    assert thread_shares(2, sizes, ["tiny"]) == {"tiny": 2}
+    assert thread_shares(4, sizes, ["unknown", "big"]) == {"unknown": 2, "big": 2}
+    assert thread_shares(1, {"a": 5, "b": 5}, ["a", "b"]) == {"a": 1, "b": 1}
 
 
 @pytest.mark.study
@@ -564,10 +590,10 @@ def test_memory_is_estimated_and_a_model_that_cannot_fit_is_refused(
 
 def test_memory_estimate_grows_with_the_batch_the_tokens_and_the_shape(tiny_hf, tmp_path):
     from tl_localize.study import ModelSpec, estimate_memory
-    from tl_localize.study.runner import _read_size
+    from tl_localize.study.resources import read_size
 
     spec_ = ModelSpec(label="llama", spec=str(tiny_hf["llama"]), dtype="float32")
-    size = _read_size(spec_)
+    size = read_size(spec_)
     # the tiny Llama of conftest.save_tiny_hf: width 32, MLP 64, 2 layers, 4 heads
     assert size is not None
     assert {k: size[k] for k in ("d_model", "d_mlp", "n_layers", "n_heads")} == {
@@ -578,7 +604,7 @@ def test_memory_estimate_grows_with_the_batch_the_tokens_and_the_shape(tiny_hf, 
     assert one == 10 * per_position + 2 * 32 * (4 + 64)
     assert estimate_memory(spec_, batch_size=8, tokens=10)["activation_bytes"] > 7 * one
     assert estimate_memory(spec_, batch_size=1, tokens=40)["activation_bytes"] > 4 * one
-    gpt2 = _read_size(ModelSpec(label="gpt2", spec=str(tiny_hf["gpt2"])))
+    gpt2 = read_size(ModelSpec(label="gpt2", spec=str(tiny_hf["gpt2"])))
     assert gpt2 is not None  # GPT-2 names its sizes n_embd, n_layer, n_head; MLP 4 x width
     assert (gpt2["d_model"], gpt2["d_mlp"], gpt2["n_layers"], gpt2["n_heads"]) == (48, 192, 3, 4)
     # tied input and output embeddings (as in SmolLM2) count once
@@ -587,7 +613,7 @@ def test_memory_estimate_grows_with_the_batch_the_tokens_and_the_shape(tiny_hf, 
     LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                 num_attention_heads=4, tie_word_embeddings=True,
                 architectures=["LlamaForCausalLM"]).save_pretrained(tmp_path / "tied")  # fmt: skip
-    tied = _read_size(ModelSpec(label="tied", spec=str(tmp_path / "tied")))
+    tied = read_size(ModelSpec(label="tied", spec=str(tmp_path / "tied")))
     per_layer = 4 * 32 * 32 + 3 * 32 * 64 + 2 * 32
     assert tied is not None and tied["parameters"] == 100 * 32 + 2 * per_layer + 32
 
@@ -595,9 +621,9 @@ def test_memory_estimate_grows_with_the_batch_the_tokens_and_the_shape(tiny_hf, 
 @pytest.mark.model
 def test_memory_estimate_reads_the_default_models_gguf_header():
     from tl_localize.study import ModelSpec, estimate_memory
-    from tl_localize.study.runner import _read_size
+    from tl_localize.study.resources import read_size
 
-    size = _read_size(ModelSpec(label="default"))
+    size = read_size(ModelSpec(label="default"))
     assert size == {"parameters": size["parameters"], "d_model": 576, "d_mlp": 1536,
                     "n_layers": 30, "n_heads": 9, "vocab": 49152}  # fmt: skip
     assert 134e6 < size["parameters"] < 135e6

@@ -14,12 +14,17 @@ function replaces the selected coordinates of its layer's activation, at every p
   usual range.
 
 :func:`ablated` is the same as a context manager.
+
+:func:`plan_controls` gives the unit sets a comparison evaluates (the selected units and
+their seeded random controls): :func:`~tl_localize.compare.compare_ablation`,
+:func:`~tl_localize.brain.brain_alignment` and a study's jobs all draw their controls
+through it, so one seed gives one control everywhere.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,19 +36,21 @@ from torch import Tensor
 from .activations import iter_pooled, token_batches
 from .errors import LocalizeError, check_int
 from .models import hf_tokenizer, kv_cache_agrees
-from .options import METHODS
+from .options import DEFAULT_MATCH, DEFAULT_N_RANDOM, METHODS
 from .protocol import Hook, Model
 from .sites import get_site
-from .units import Units
+from .units import Units, check_matches
 
 __all__ = [
     "METHODS",
     "ResamplePool",
+    "UnitSet",
     "ablated",
     "ablation_hooks",
     "generation_sample",
     "high_magnitude_units",
     "patch_hook",
+    "plan_controls",
     "resample_pool",
     "unit_means",
 ]
@@ -297,6 +304,55 @@ def ablated(
     hooks = ablation_hooks(units, method=method, means=means, pool=pool, seed=seed)
     with model.hooks(fwd_hooks=hooks):
         yield model
+
+
+@dataclass(frozen=True)
+class UnitSet:
+    """One unit set of a comparison: the selected units (``set="selected"``) or one random
+    control (``set="random"``, with its ``match`` and ``seed``), at ``fraction`` of the site
+    (the key it was planned under)."""
+
+    set: str
+    units: Units
+    fraction: float
+    match: str | None = None
+    seed: int | None = None
+
+
+def plan_controls(
+    selected: Units | Mapping[float, Units],
+    *,
+    match: str | Sequence[str] = DEFAULT_MATCH,
+    n_random: int = DEFAULT_N_RANDOM,
+    magnitude: Float[Tensor, "layer unit"] | None = None,
+    seeds: Sequence[int] | None = None,
+) -> list[UnitSet]:
+    """The unit sets a comparison evaluates, in the order it evaluates them.
+
+    For each selected set (``selected``: one :class:`Units`, or a mapping fraction ->
+    :class:`Units` when several fractions are compared): the set itself, then for each
+    control kind of ``match`` one control per seed, drawn by :meth:`Units.random_like`
+    (``seed``, ``match``, ``magnitude``). The seeds are ``range(n_random)`` unless ``seeds``
+    names them (a brain alignment offsets them by its seed; a study job asks for one).
+
+    >>> sets = plan_controls(loc.units, match=["uniform", "layer"], n_random=2)
+    >>> [(s.set, s.match, s.seed) for s in sets]  # doctest: +NORMALIZE_WHITESPACE
+    [('selected', None, None), ('random', 'uniform', 0), ('random', 'uniform', 1),
+     ('random', 'layer', 0), ('random', 'layer', 1)]
+    """
+    matches = check_matches(match)
+    if seeds is None:
+        seeds = range(check_int("n_random", n_random, 0))
+    if isinstance(selected, Units):
+        selected = {len(selected) / selected.n_units: selected}
+    sets: list[UnitSet] = []
+    for fraction, units in selected.items():
+        sets.append(UnitSet("selected", units, float(fraction)))
+        for kind in matches:
+            for seed in seeds:
+                control = units.random_like(seed, kind, magnitude)
+                sets.append(UnitSet("random", control, float(fraction), kind, seed))
+    return sets
 
 
 def high_magnitude_units(

@@ -26,6 +26,7 @@ import pandas as pd
 from jaxtyping import Float
 from torch import Tensor
 
+from .ablation import plan_controls
 from .activations import stacked_activations
 from .data.io import read_csv
 from .data.tables import describe_rows, missing_numbers, missing_texts
@@ -561,11 +562,12 @@ def brain_alignment(
         )
     if pooling is None:
         pooling = loc.record["contrast"]["pooling"] if loc is not None else "last"
-    sets: list[tuple[str, str | None, int | None, Units | None]] = [("selected", None, None, base)]
-    for m in matches:
-        sets += [
-            ("random", m, s, base.random_like(seed + s, m, magnitude)) for s in range(n_random)
-        ]
+    planned = plan_controls(
+        base, match=matches, magnitude=magnitude, seeds=[seed + s for s in range(n_random)]
+    )
+    sets: list[tuple[str, str | None, int | None, Units | None]] = [
+        (p.set, p.match, None if p.seed is None else p.seed - seed, p.units) for p in planned
+    ]
     if include_all:
         sets.append(("all", None, None, None))
     if features is None:

@@ -32,11 +32,19 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .ablation import METHODS, ResamplePool, ablation_hooks, high_magnitude_units, resample_pool
+from .ablation import (
+    METHODS,
+    ResamplePool,
+    UnitSet,
+    ablation_hooks,
+    high_magnitude_units,
+    plan_controls,
+    resample_pool,
+)
 from .errors import LocalizeError, check_int
 from .localize import Localization, parse_top, select_top
 from .options import BLOCKED
-from .protocol import Model
+from .protocol import Hook, Model
 from .stats import (
     ADJUSTMENTS,
     adjust_p,
@@ -50,10 +58,17 @@ from .units import DEFAULT_MATCH, DEFAULT_N_RANDOM, NEEDS_MAGNITUDE, Units, chec
 
 __all__ = [
     "AblationComparison",
+    "EvaluatedSets",
+    "SetEvaluation",
     "adjust_verdicts",
     "compare_ablation",
+    "evaluate_set",
+    "evaluate_sets",
     "mcnemar_p",
+    "plan_controls",
     "plot_ablation",
+    "selected_units",
+    "summarize_sets",
     "task_states",
     "verdicts",
 ]
@@ -233,12 +248,7 @@ def compare_ablation(
     if fractions:
         if loc is None:
             raise LocalizeError("fractions= re-selects units by t: pass the Localization.")
-        sets = {
-            float(parse_top(float(f))): base.with_mask(
-                select_top(loc.stats["t"], float(f), loc.config.selection)
-            )
-            for f in fractions
-        }
+        sets = {float(parse_top(float(f))): selected_units(loc, float(f)) for f in fractions}
     else:
         nominal = loc.config.top if loc is not None else None
         fraction = nominal if isinstance(nominal, float) else len(base) / base.n_units
@@ -250,61 +260,24 @@ def compare_ablation(
         **(options or {}),
     }
     prepared = prepare_tasks(tasks, **task_options)  # every file read before any model run
-
-    plan: list[tuple[float, str, str | None, int | None, Units]] = []
-    for fraction, selected in sets.items():
-        plan.append((fraction, "selected", None, None, selected))
-        for m in matches:
-            for s in range(n_random):
-                plan.append((fraction, "random", m, s, selected.random_like(s, m, magnitude)))
+    plan = plan_controls(sets, match=matches, n_random=n_random, magnitude=magnitude)
     pool = None
     if method == "resample":
         pool = (
             reference
             if isinstance(reference, ResamplePool)
             else resample_pool(
-                model, list(reference or []), [p[4] for p in plan], progress=progress
+                model, list(reference or []), [p.units for p in plan], progress=progress
             )
         )
-    model_name = str(model.cfg.model_name)
-    rows: list[dict[str, Any]] = []
-    found: list[np.ndarray] = []  # per-item values of each row, in row order
-    items: list[pd.DataFrame] = []
-    chance: dict[str, float] = {}
-    bar = tqdm(
-        total=len(prepared) * (1 + len(plan)), desc="ablation", disable=not progress, leave=False
-    )
-    for task in prepared:
-        spec = task.task
-
-        def evaluate(
-            unit_set: Units | None, row: dict[str, Any], task: PreparedTask = task
-        ) -> None:
-            hooks = (
-                ablation_hooks(unit_set, method=method, means=means, pool=pool, seed=seed)
-                if unit_set is not None
-                else []
-            )
-            result = task.run(model, hooks=hooks, batch_size=batch_size, progress=False)
-            if unit_set is None:
-                chance[task.name] = task.task.chance_of(result)
-            bar.update()
-            keys = {k: row[k] for k in ("task", "fraction", "set", "match", "seed")}
-            items.append(result.assign(**keys))
-            column = result[task.task.column]
-            found.append(column.to_numpy(dtype=bool if column.dtype == bool else float))
-            rows.append(row)
-
-        evaluate(None, _row(model_name, spec, method, 0.0, "intact", None, None, None))
-        for fraction, label, match_kind, seed_k, unit_set in plan:
-            n_high = len(high_magnitude_units(unit_set, magnitude)) if magnitude is not None else 0
-            row = _row(model_name, spec, method, fraction, label, match_kind, seed_k, unit_set)
-            evaluate(unit_set, {**row, "n_high_magnitude": n_high})
-    bar.close()
-    direction = {t.name: t.task.higher_is_better for t in prepared}
+    evaluated = evaluate_sets(
+        model, plan, prepared, method=method, means=means, pool=pool, seed=seed,
+        magnitude=magnitude, batch_size=batch_size, progress=progress,
+    )  # fmt: skip
     table, verdict_table = summarize_sets(
-        rows, found, direction, n_boot=n_boot, seed=seed, chance=chance, adjust=adjust
-    )
+        evaluated.rows, evaluated.found, evaluated.higher_is_better, n_boot=n_boot, seed=seed,
+        chance=evaluated.chance, adjust=adjust,
+    )  # fmt: skip
     settings = {
         "method": method,
         "n_random": n_random,
@@ -316,33 +289,134 @@ def compare_ablation(
         "fractions": sorted(sets),
     }
     return AblationComparison(
-        table.reindex(columns=TABLE_COLUMNS),
-        verdict_table,
-        pd.concat(items, ignore_index=True),
-        settings,
+        table.reindex(columns=TABLE_COLUMNS), verdict_table, evaluated.items, settings
     )
 
 
-def _row(
-    model_name: str,
-    task: Task,
-    method: str,
-    fraction: float,
-    label: str,
-    match: str | None,
-    seed: int | None,
-    unit_set: Units | None,
-) -> dict[str, Any]:
+# -- the engine: what compare_ablation and a study's ablation jobs share -----------------------
+def selected_units(
+    loc: Localization, fraction: float, band: tuple[float, float] | None = None
+) -> Units:
+    """The localization's selected set at ``fraction`` of the site (its top units by t,
+    ranked as the localization ranks them), or the units of ``band`` of the ranking."""
+    if band is not None:
+        return loc.select(band=band)
+    return loc.units.with_mask(select_top(loc.stats["t"], fraction, loc.config.selection))
+
+
+@dataclass
+class SetEvaluation:
+    """One task run with one unit set ablated (or intact).
+
+    Attributes:
+        items: the task's per-item result.
+        values: the per-item values of the task's column (bool for right/wrong items).
+        n_high_magnitude: the set's units of high magnitude (:func:`high_magnitude_units`;
+            0 without magnitudes or for the intact model).
+    """
+
+    items: pd.DataFrame
+    values: np.ndarray
+    n_high_magnitude: int
+
+    @property
+    def value(self) -> float:
+        """The task's metric: the mean of ``values``."""
+        return float(np.mean(self.values.astype(float)))
+
+
+def evaluate_set(
+    model: Model,
+    task: PreparedTask,
+    units: Units | None,
+    *,
+    hooks: Sequence[Hook] = (),
+    magnitude: Float[Tensor, "layer unit"] | None = None,
+    batch_size: int | None = None,
+) -> SetEvaluation:
+    """Run ``task`` with ``hooks`` (the ablation of ``units``; none for the intact model)."""
+    result = task.run(model, hooks=list(hooks), batch_size=batch_size, progress=False)
+    column = result[task.task.column]
+    values = column.to_numpy(dtype=bool if column.dtype == bool else float)
+    n_high = 0
+    if units is not None and magnitude is not None:
+        n_high = len(high_magnitude_units(units, magnitude))
+    return SetEvaluation(result, values, n_high)
+
+
+@dataclass
+class EvaluatedSets:
+    """What :func:`evaluate_sets` returns: one row per (task, set) in evaluation order (each
+    task's intact row first) with its per-item values (``found``), every item of every set
+    (``items``), each task's chance level and direction; :func:`summarize_sets` turns it
+    into the table and the verdicts."""
+
+    rows: list[dict[str, Any]]
+    found: list[np.ndarray]
+    items: pd.DataFrame
+    chance: dict[str, float]
+    higher_is_better: dict[str, bool]
+
+
+def evaluate_sets(
+    model: Model,
+    sets: Sequence[UnitSet],
+    tasks: Sequence[PreparedTask],
+    *,
+    method: str = "zero",
+    means: Float[Tensor, "layer unit"] | None = None,
+    pool: ResamplePool | None = None,
+    seed: int = 0,
+    magnitude: Float[Tensor, "layer unit"] | None = None,
+    batch_size: int | None = None,
+    progress: bool = True,
+) -> EvaluatedSets:
+    """Each task intact, then with each unit set of ``sets`` (:func:`plan_controls`)
+    ablated by ``method`` (hooks from :func:`ablation_hooks` with ``means``, ``pool`` and
+    ``seed``)."""
+    model_name = str(model.cfg.model_name)
+    out = EvaluatedSets([], [], pd.DataFrame(), {}, {})
+    items: list[pd.DataFrame] = []
+    bar = tqdm(
+        total=len(tasks) * (1 + len(sets)), desc="ablation", disable=not progress, leave=False
+    )
+    for task in tasks:
+        out.higher_is_better[task.name] = task.task.higher_is_better
+        for unit_set in [None, *sets]:
+            units = unit_set.units if unit_set is not None else None
+            hooks = (
+                ablation_hooks(units, method=method, means=means, pool=pool, seed=seed)
+                if units is not None
+                else []
+            )
+            found = evaluate_set(
+                model, task, units, hooks=hooks, magnitude=magnitude, batch_size=batch_size
+            )
+            if unit_set is None:
+                out.chance[task.name] = task.task.chance_of(found.items)
+            bar.update()
+            row = _row(model_name, task.task, method, unit_set)
+            row["n_high_magnitude"] = found.n_high_magnitude
+            keys = {k: row[k] for k in ("task", "fraction", "set", "match", "seed")}
+            items.append(found.items.assign(**keys))
+            out.found.append(found.values)
+            out.rows.append(row)
+    bar.close()
+    out.items = pd.concat(items, ignore_index=True)
+    return out
+
+
+def _row(model_name: str, task: Task, method: str, unit_set: UnitSet | None) -> dict[str, Any]:
     return {
         "model": model_name,
         "task": task.name,
         "metric": task.metric,
         "method": method,
-        "fraction": fraction,
-        "set": label,
-        "match": match,
-        "seed": seed,
-        "n_units": len(unit_set) if unit_set is not None else 0,
+        "fraction": unit_set.fraction if unit_set is not None else 0.0,
+        "set": unit_set.set if unit_set is not None else "intact",
+        "match": unit_set.match if unit_set is not None else None,
+        "seed": unit_set.seed if unit_set is not None else None,
+        "n_units": len(unit_set.units) if unit_set is not None else 0,
         "n_high_magnitude": 0,
     }
 

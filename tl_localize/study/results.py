@@ -17,9 +17,11 @@ from ..errors import LocalizeError
 from ..options import BLOCKED
 from ..results import process_alive, read_record
 from ..tasks import TASKS
+from .folder import StudyFolder
+from .folder import read_json as _read_json
+from .folder import write_json as _write_json
 from .lineage import STABLE_JACCARD, _step, unit_lineage
 from .plan import Job, band_label, finished
-from .runner import StudyFolder, _read_json, _write_json
 from .spec import Study
 
 __all__ = [

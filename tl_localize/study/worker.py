@@ -12,13 +12,14 @@ from typing import Any
 
 import torch
 
-from ..ablation import ablation_hooks, high_magnitude_units, resample_pool, unit_means
+from ..ablation import ablation_hooks, plan_controls, resample_pool, unit_means
 from ..attribution import unit_attribution
 from ..brain import BrainData, brain_alignment, sentence_features
+from ..compare import evaluate_set, selected_units
 from ..contrast import BUILTINS, Contrast
 from ..errors import LocalizeError
 from ..join import join, join_summary
-from ..localize import Localization, localize, select_top
+from ..localize import Localization, localize
 from ..models import load_model, model_signature
 from ..results import atomic_folder, now, versions, write_record
 from ..tasks import PreparedTask, read_texts
@@ -51,6 +52,7 @@ class ModelRunner:
             torch.set_num_threads(threads)
         self._tasks: dict[str, PreparedTask] | None = None
         self._locs: dict[str, Localization] = {}
+        self._sets: dict[tuple[str, float, Any], dict[tuple[Any, ...], Units]] = {}
         self._means: dict[str, torch.Tensor] = {}
         self._pools: dict[str, Any] = {}
         self._data: dict[str, BrainData] = {}
@@ -88,20 +90,21 @@ class ModelRunner:
         return self._locs[network]
 
     def units(self, job: Job) -> Units | None:
+        """The unit set ``job`` ablates (None: intact), from the same plan of controls as
+        :func:`~tl_localize.compare.compare_ablation` (:func:`plan_controls`)."""
         if job.set == "intact":
             return None
         assert job.network is not None and job.fraction is not None
-        loc = self.localization(job.network)
-        if job.band is not None:
-            selected = loc.select(band=job.band)
-        else:
-            selected = loc.units.with_mask(
-                select_top(loc.stats["t"], job.fraction, loc.config.selection)
-            )
-        if job.set == "selected":
-            return selected
-        assert job.match is not None and job.seed is not None
-        return selected.random_like(job.seed, job.match, loc.stats["magnitude"])
+        key = (job.network, job.fraction, job.band)
+        if key not in self._sets:
+            loc = self.localization(job.network)
+            selected = selected_units(loc, job.fraction, job.band)
+            plan = plan_controls(
+                {job.fraction: selected}, match=self.study.ablation.match,
+                n_random=self.study.ablation.n_random, magnitude=loc.stats["magnitude"],
+            )  # fmt: skip
+            self._sets[key] = {(p.set, p.match, p.seed): p.units for p in plan}
+        return self._sets[key][(job.set, job.match, job.seed)]
 
     def reference_texts(self) -> list[str]:
         reference = self.study.ablation.reference or "language"
@@ -183,34 +186,33 @@ class ModelRunner:
         loc.record["study"] = self.study.name
         loc.save(job.folder(self.out), force=True)
         self._locs.pop(job.network, None)
+        self._sets = {k: v for k, v in self._sets.items() if k[0] != job.network}
         return {"n_units": len(loc.units)}
 
     def _run_evaluate(self, job: Job) -> dict[str, Any]:
         assert job.task is not None
         task = self.tasks()[job.task]
         units = self.units(job)
-        batch = self.study.ablation.batch_size
-        result = task.run(self.model, hooks=self.hooks(job, units), batch_size=batch,
-                          progress=False)  # fmt: skip
-        n_high = 0
+        magnitude = None
         if units is not None:
             assert job.network is not None
-            n_high = len(
-                high_magnitude_units(units, self.localization(job.network).stats["magnitude"])
-            )
-        value = float(result[task.task.column].astype(float).mean())
+            magnitude = self.localization(job.network).stats["magnitude"]
+        found = evaluate_set(
+            self.model, task, units, hooks=self.hooks(job, units), magnitude=magnitude,
+            batch_size=self.study.ablation.batch_size,
+        )  # fmt: skip
         with atomic_folder(job.folder(self.out), force=True) as tmp:
-            result.to_csv(tmp / "items.csv", index=False)
+            found.items.to_csv(tmp / "items.csv", index=False)
             if units is not None:
                 units.save(tmp / "units.safetensors")
             record = self._record(
                 job, task=job.task, metric=task.task.metric, column=task.task.column,
-                value=value, n_items=len(result), n_units=len(units) if units else 0,
-                n_high_magnitude=n_high, method=self.study.ablation.method,
+                value=found.value, n_items=len(found.items), n_units=len(units) if units else 0,
+                n_high_magnitude=found.n_high_magnitude, method=self.study.ablation.method,
                 site=units.site if units is not None else None,
             )  # fmt: skip
             write_record(tmp, record, "study evaluation")
-        return {"value": value}
+        return {"value": found.value}
 
     def _run_brain(self, job: Job) -> dict[str, Any]:
         assert self.study.brain is not None and job.network is not None and job.data is not None
