@@ -22,18 +22,17 @@ Layout of a study folder::
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import socket
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LocalizeError
-from ..results import check_location, now
+from ..results import check_location
+from .folder import StudyFolder, _write_json
 from .plan import Job, finished, model_key, plan_study
 from .spec import ModelSpec, Study
 
@@ -47,63 +46,6 @@ __all__ = ["EXECUTORS", "estimate_memory", "run_study"]
 
 EXECUTORS = ("local", "ray")
 RAY_INSTALL = "pip install 'tl_localize[ray]'"
-
-
-# -- the study folder ------------------------------------------------------------------------
-def _write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (a temporary file renamed into place)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w", encoding="utf-8") as file:
-        json.dump(data, file, indent=2, default=str)
-    os.replace(tmp, path)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-class StudyFolder:
-    """The files of a study folder: spec, plan, job states, log."""
-
-    def __init__(self, out: str | Path) -> None:
-        self.out = Path(out)
-
-    @property
-    def exists(self) -> bool:
-        return (self.out / "study.json").is_file()
-
-    def spec(self) -> dict[str, Any] | None:
-        found = _read_json(self.out / "study.json")
-        return found if isinstance(found, dict) else None
-
-    def plan(self) -> list[Job]:
-        found = _read_json(self.out / "plan.json")
-        if not isinstance(found, list):
-            raise LocalizeError(f"{self.out} holds no plan.json: not a study folder.")
-        return [Job.from_dict(item) for item in found]
-
-    def state_path(self, job: Job) -> Path:
-        return self.out / "state" / job.model / f"{job.name}.json"
-
-    def state(self, job: Job) -> dict[str, Any] | None:
-        found = _read_json(self.state_path(job))
-        return found if isinstance(found, dict) else None
-
-    def set_state(self, job: Job, status: str, **info: Any) -> None:
-        _write_json(
-            self.state_path(job),
-            {"job": job.id, "key": job.key, "status": status, "host": socket.gethostname(),
-             "pid": os.getpid(), "time": now(), **info},
-        )  # fmt: skip
-
-    def log(self, event: str, **info: Any) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        with open(self.out / "log.jsonl", "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"time": now(), "event": event, **info}, default=str) + "\n")
 
 
 def _check_folder(study: Study, out: Path, *, force: bool) -> None:
