@@ -362,11 +362,13 @@ class Attribution:
         one shape ``[n_layers, width]`` that the record's model signature gives at that
         site, and ``items.csv`` must hold the record's pairs."""
         folder = Path(folder)
-        record = read_record(folder, "a saved attribution (tl-localize attribute --out ...)")
-        _check_attribution_record(folder, record)
+        if (folder / "record.json").is_file():  # another kind's folder: name its loader
+            check_kind(folder, read_record(folder), KIND, required=False)
         path = folder / "attribution.safetensors"
         if not path.is_file():
             raise LocalizeError(f"{folder} holds no attribution.safetensors: not an attribution.")
+        record = read_record(folder, "a saved attribution (tl-localize attribute --out ...)")
+        _check_attribution_record(folder, record)
         try:
             with safe_open(str(path), "pt") as handle:
                 meta = handle.metadata() or {}
