@@ -31,7 +31,7 @@ import pandas as pd
 
 from .cards import computed_on
 from .errors import LocalizeError
-from .results import RESULT_KINDS, folder_kind, now, read_record, result_class
+from .results import RESULT_KINDS, folder_kind, load_result, now, read_record
 
 __all__ = [
     "build_report",
@@ -108,7 +108,7 @@ def _card(folder: Path) -> tuple[str, bool]:
             False,
         )
     try:
-        result = result_class(kind).load(folder)
+        result = load_result(folder)  # the loader of its kind
         return str(result._repr_html_()), True
     except Exception as error:  # a damaged folder costs only its card
         return _error(folder / "record.json", error), False
