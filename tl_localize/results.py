@@ -166,7 +166,7 @@ def check_kind(
             f"is not known to hold {_a(kind)}. Write the {kind} again with this version."
         )
     loader = RESULT_KINDS.get(found, "").replace(":", ".")
-    hint = f"load it with {loader}.load or tl_localize.load_result" if loader else (
+    hint = f"load it with {loader}.load or tl_localize.results.load_result" if loader else (
         "it has no loader of its own"
     )  # fmt: skip
     raise LocalizeError(f"{path} is the record of {_a(found)}, not of {_a(kind)}; {hint}.")
