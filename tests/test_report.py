@@ -14,6 +14,7 @@ from tl_localize import (
     Contrast,
     LocalizeError,
     brain_alignment,
+    check_attribution,
     compare_ablation,
     evaluate,
     localize,
@@ -56,9 +57,10 @@ JUNK = ["zq vbk qqp", "plo fwe zzt", "xxv qql mmp", "brq tts vvn", "kkl zzr oop"
 
 
 @pytest.fixture(scope="module")
-def every_kind(results, tiny, toy_contrast, tiny_hf, tmp_path_factory):
+def every_kind(results, tiny, toy_contrast, toy_pairs, tiny_hf, tmp_path_factory):
     """A folder with one saved result of every kind (tiny models): the three above, a brain
-    alignment, a localizer power, a study, and a folder an older release wrote (no kind)."""
+    alignment, an attribution check, a localizer power, a study, and a folder an older
+    release wrote (no kind)."""
     root = tmp_path_factory.mktemp("kinds")
     for name in ("language", "ablation", "attribution"):
         shutil.copytree(results / name, root / name)
@@ -76,6 +78,9 @@ def every_kind(results, tiny, toy_contrast, tiny_hf, tmp_path_factory):
     ).save(root / "brain")  # fmt: skip
     reliability(tiny, toy_contrast, top=6, sizes=[2, 4], n_splits=2, progress=False).save(
         root / "power"
+    )
+    check_attribution(tiny, "resid_post", toy_pairs[:2], n_units=4, n_items=2, progress=False).save(
+        root / "check"
     )
     csv = root.parent / "small.csv"
     frame = pd.DataFrame({"text": STIMULI + JUNK, "condition": ["S"] * 6 + ["N"] * 6})
@@ -107,8 +112,8 @@ def test_each_kind_of_result_renders_its_card(every_kind):
     sections = _sections(page)
     assert sorted(sections) == [
         "ablation (ablation)", "attribution (attribution)", "brain (brain alignment)",
-        "language (localization)", "old (no kind recorded)", "power (localizer power)",
-        "study (study)",
+        "check (attribution check)", "language (localization)", "old (no kind recorded)",
+        "power (localizer power)", "study (study)",
     ]  # fmt: skip
     cards = {
         "language (localization)": ["Localization", "toy: words &gt; junk", "6 of 96"],
@@ -116,6 +121,7 @@ def test_each_kind_of_result_renders_its_card(every_kind):
         "attribution (attribution)": ["Attribution", "pairs (2 pairs)", "top by patch_abs"],
         "brain (brain alignment)": ["Brain alignment", "planted", "random (2)"],
         "power (localizer power)": ["Localizer power", "8 stimuli per condition"],
+        "check (attribution check)": ["Attribution check", "4 units (top, random), 2 pairs"],
         "study (study)": ["Study", "report-study", "llama", "tl-localize study report"],
     }
     for title, facts in cards.items():

@@ -14,13 +14,14 @@ from tl_localize import (
     BrainData,
     LocalizeError,
     brain_alignment,
+    check_attribution,
     compare_ablation,
     evaluate,
     localize,
     reliability,
     unit_attribution,
 )
-from tl_localize.attribution import Attribution
+from tl_localize.attribution import Attribution, AttributionCheck
 from tl_localize.brain import BrainAlignment
 from tl_localize.compare import AblationComparison
 from tl_localize.localize import Localization
@@ -35,6 +36,7 @@ KINDS = {
     "ablation": AblationComparison,
     "brain alignment": BrainAlignment,
     "attribution": Attribution,
+    "attribution check": AttributionCheck,
     "localizer power": LocalizerPower,
     "study": StudyResult,
 }
@@ -68,7 +70,9 @@ def made(tiny, toy_contrast, toy_pairs):
     )  # fmt: skip
     attribution = unit_attribution(tiny, "resid_post", pairs, progress=False)
     power = reliability(tiny, toy_contrast, top=6, sizes=[2, 4], n_splits=2, progress=False)
+    check = check_attribution(tiny, "resid_post", pairs, n_units=6, n_items=3, progress=False)
     return {
+        "attribution check": check,
         "localization": loc,
         "ablation": comparison,
         "brain alignment": alignment,
@@ -127,6 +131,9 @@ def _facts(kind, result):
         best = result.to_frame().nlargest(1, "patch_abs").iloc[0]
         unit = f"L{int(best['layer'])}.{int(best['unit'])}"
         return [unit, f"{best['patch_abs']:.3g}"], ["Attribution", unit, "3 pairs"]
+    if kind == "attribution check":
+        r = f"{result.pearson:.2f}"
+        return [r, "6 units", "3 pairs"], ["Attribution check", "6 units (top, random), 3 pairs"]
     if kind == "localizer power":
         last = result.table.iloc[-1]
         return [f"{last['dice']:.2f}"], ["Localizer power", "8 stimuli per condition"]

@@ -34,7 +34,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,7 @@ from .results import (
     atomic_folder,
     base_record,
     check_kind,
+    check_same_model,
     now,
     read_record,
     versions,
@@ -647,6 +648,7 @@ class AttributionCheck:
         kind: ``patch`` or ``zero``.
         n_pairs: pairs the effects are averaged over.
         pearson, spearman: the correlations of estimate and actual over the sample.
+        record: how it was made: the model's signature (``model``), the site and task.
     """
 
     frame: pd.DataFrame
@@ -654,6 +656,7 @@ class AttributionCheck:
     n_pairs: int
     pearson: float
     spearman: float
+    record: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -670,7 +673,65 @@ class AttributionCheck:
         )
 
     def plot(self) -> Any:
+        """Estimate against real patching, one point per sampled unit (:func:`plot_check`)."""
         return plot_check(self)
+
+    def _repr_html_(self) -> str:
+        """The card: the estimate's kind, the sample, the two correlations, the figure's
+        points and the summary."""
+        from .cards import card, frame_html
+
+        facts = {
+            "estimate": self.kind,
+            "sample": f"{len(self)} units ({', '.join(dict.fromkeys(self.frame['sampled']))}), "
+            f"{self.n_pairs} pairs",
+            "Pearson r": f"{self.pearson:.3f}",
+            "Spearman rho": f"{self.spearman:.3f}",
+            "site": self.record.get("site"),
+        }
+        return card("Attribution check", facts, frame_html(self.frame.head(10)), self.summary())
+
+    def save(self, folder: str | Path, *, force: bool = False) -> Path:
+        """Write ``check.csv``, ``check.png`` and ``record.json`` (kind ``attribution
+        check``) to ``folder``, atomically."""
+        import matplotlib.pyplot as plt
+
+        config = {"kind": self.kind, "n_pairs": self.n_pairs}
+        record = {**self.record, "pearson": self.pearson, "spearman": self.spearman}
+        with atomic_folder(folder, force=force) as tmp:
+            self.frame.to_csv(tmp / "check.csv", index=False)
+            fig = self.plot()
+            fig.savefig(tmp / "check.png", dpi=120, bbox_inches="tight")
+            plt.close(fig)
+            write_record(tmp, base_record(record, config, self.summary()), CHECK_KIND)
+        return Path(folder)
+
+    @classmethod
+    def load(cls, folder: str | Path, model: Model | None = None) -> AttributionCheck:
+        """Read a folder written by :meth:`save`; with ``model``, refuse one made for
+        another model."""
+        folder = Path(folder)
+        record = read_record(folder, "a saved attribution check")
+        check_kind(folder, record, CHECK_KIND)
+        config = record.pop("config", None)
+        if not isinstance(config, dict) or not {"kind", "n_pairs"} <= set(config):
+            raise LocalizeError(
+                f"{folder / 'record.json'} has no complete 'config' (kind, n_pairs); check "
+                "the attribution again to write a complete folder."
+            )
+        frame = read_csv(folder / "check.csv", "table of an attribution check")
+        missing = [c for c in ("layer", "unit", "sampled", "estimate", "actual") if c not in frame]
+        if missing:
+            raise LocalizeError(
+                f"{folder / 'check.csv'} lacks the column {missing[0]!r}; the folder is damaged."
+            )
+        if model is not None:
+            check_same_model(folder, record.get("model"), model_signature(model))
+        pearson, spearman = float(record.pop("pearson")), float(record.pop("spearman"))
+        return cls(frame, str(config["kind"]), int(config["n_pairs"]), pearson, spearman, record)
+
+
+CHECK_KIND = "attribution check"  # the kind its record.json carries
 
 
 def check_attribution(
@@ -768,7 +829,8 @@ def check_attribution(
         warnings.simplefilter("ignore")
         pearson = float(sps.pearsonr(frame["estimate"], frame["actual"])[0])
         spearman = float(sps.spearmanr(frame["estimate"], frame["actual"])[0])
-    return AttributionCheck(frame, kind, len(pairs), pearson, spearman)
+    record = {"model": att.record["model"], "site": att.site, "task": att.task}
+    return AttributionCheck(frame, kind, len(pairs), pearson, spearman, record)
 
 
 def plot_check(check: AttributionCheck) -> Any:

@@ -71,6 +71,7 @@ class Result(Protocol):
     """What every result type holds to (:class:`~tl_localize.localize.Localization`,
     :class:`~tl_localize.compare.AblationComparison`,
     :class:`~tl_localize.brain.BrainAlignment`, :class:`~tl_localize.attribution.Attribution`,
+    :class:`~tl_localize.attribution.AttributionCheck`,
     :class:`~tl_localize.reliability.LocalizerPower`,
     :class:`~tl_localize.study.StudyResult`):
 

@@ -107,6 +107,7 @@ RESULT_KINDS = {
     "ablation": "tl_localize.compare:AblationComparison",
     "brain alignment": "tl_localize.brain:BrainAlignment",
     "attribution": "tl_localize.attribution:Attribution",
+    "attribution check": "tl_localize.attribution:AttributionCheck",
     "localizer power": "tl_localize.reliability:LocalizerPower",
     "study": "tl_localize.study.results:StudyResult",
 }
