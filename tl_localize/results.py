@@ -64,6 +64,7 @@ RESULT_PATTERNS = (
     "*.csv",
     "*.png",
     "*.safetensors",
+    "*.npz",
     "*.html",
     "*.toml",
     "*.json",
