@@ -94,7 +94,7 @@ def test_band_and_reliability_commands(small_csv, tmp_path, default_model, capsy
     assert table["size"].tolist() == [4, 12] and (table["n_splits"] == 5).all()
     record = json.loads((power / "record.json").read_text())
     assert record["tl_localize"]["kind"] == "localizer power"
-    assert record["settings"]["sizes"] == [4, 12] and record["summary"] in printed
+    assert record["config"]["sizes"] == [4, 12] and record["summary"] in printed
     assert "12 stimuli per condition" in record["summary"] or "from 4 " in record["summary"]
 
 

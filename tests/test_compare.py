@@ -219,7 +219,7 @@ def test_brain_command_on_pereira(default_model, loc, shared_data, tmp_path, cap
     assert main(args) == 0
     assert "The 172 selected units predict" in capsys.readouterr().out
     assert {p.name for p in out.iterdir()} == {
-        "alignment.csv", "verdicts.csv", "alignment.png", "record.json",
+        "alignment.csv", "verdicts.csv", "alignment.png", "predictions.npz", "record.json",
     }  # fmt: skip
     frame = pd.read_csv(out / "alignment.csv")
     assert frame["set"].tolist() == ["selected"] + ["random"] * 6 + ["all"]

@@ -5,20 +5,26 @@ import json
 import re
 import shutil
 
-import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 import pytest
 
 from tl_localize import (
+    BrainData,
     Contrast,
     LocalizeError,
+    brain_alignment,
+    check_attribution,
     compare_ablation,
     evaluate,
     localize,
-    plot_ablation,
+    reliability,
     unit_attribution,
 )
 from tl_localize.cli import main
+from tl_localize.localize import Localization
 from tl_localize.report import build_report, find_results, write_report
+from tl_localize.study import Study, run_study
 from tl_localize.views import top_stimuli_view
 from tl_localize.views_html import BUNDLE_TAG
 
@@ -34,14 +40,9 @@ def results(tiny, toy_contrast, toy_pairs, tmp_path_factory):
     def task(model, **kw):
         return evaluate.minimal_pairs(model, pairs, **kw)
 
-    ablation = root / "ablation"
-    ablation.mkdir()
-    frame = compare_ablation(tiny, loc, [("pairs", task)], n_random=2, progress=False).table
-    frame.to_csv(ablation / "ablation.csv", index=False)
-    fig = plot_ablation(frame)
-    fig.savefig(ablation / "ablation.png")
-    plt.close(fig)
-    (ablation / "record.json").write_text(json.dumps({"command": "made in a test"}))
+    comparison = compare_ablation(tiny, loc, [("pairs", task)], n_random=2, progress=False)
+    comparison.record["command"] = "made in a test"
+    comparison.save(root / "ablation")
 
     att = unit_attribution(tiny, "resid_post", pairs, progress=False)
     att.save(root / "attribution")
@@ -49,6 +50,99 @@ def results(tiny, toy_contrast, toy_pairs, tmp_path_factory):
         root / "attribution" / "top.view.html"
     )
     return root
+
+
+STIMULI = ["the cat sat on the mat", "a dog ran in the park", "we saw a red fox",
+           "the hen laid an egg", "my owl sleeps all day", "the cow ate the grass"]  # fmt: skip
+JUNK = ["zq vbk qqp", "plo fwe zzt", "xxv qql mmp", "brq tts vvn", "kkl zzr oop", "fft yyq"]
+
+
+@pytest.fixture(scope="module")
+def every_kind(results, tiny, toy_contrast, toy_pairs, tiny_hf, tmp_path_factory):
+    """A folder with one saved result of every kind (tiny models): the three above, a brain
+    alignment, an attribution check, a localizer power, a study, and a folder an older
+    release wrote (no kind)."""
+    root = tmp_path_factory.mktemp("kinds")
+    for name in ("language", "ablation", "attribution"):
+        shutil.copytree(results / name, root / name)
+    loc = Localization.load(root / "language")
+    rng = np.random.default_rng(0)
+    words = "the a cat dog ran sat on mat big red fox owl hen".split()
+    sentences = list(dict.fromkeys(" ".join(rng.choice(words, size=5)) for _ in range(60)))[:40]
+    data = BrainData.from_frame(
+        pd.DataFrame({"Sentence": sentences, "EffectSize": rng.normal(size=len(sentences))}),
+        name="planted",
+    )
+    brain_alignment(
+        tiny, loc, data, n_random=2, match="uniform", folds=4, n_boot=100, n_permutations=20,
+        progress=False,
+    ).save(root / "brain")  # fmt: skip
+    reliability(tiny, toy_contrast, top=6, sizes=[2, 4], n_splits=2, progress=False).save(
+        root / "power"
+    )
+    check_attribution(tiny, "resid_post", toy_pairs[:2], n_units=4, n_items=2, progress=False).save(
+        root / "check"
+    )
+    csv = root.parent / "small.csv"
+    frame = pd.DataFrame({"text": STIMULI + JUNK, "condition": ["S"] * 6 + ["N"] * 6})
+    frame.to_csv(csv, index=False)
+    spec = {
+        "name": "report-study",
+        "models": [{"label": "llama", "spec": str(tiny_hf["llama"])}],
+        "networks": [{"name": "lang", "contrast": str(csv), "positive": "S", "negative": "N",
+                      "top": [0.05]}],
+        "ablation": {"n_random": 1, "n_boot": 100, "match": ["uniform"]},
+        "tasks": {"builtin": {"n_per_paradigm": 1}},
+    }  # fmt: skip
+    run_study(Study.from_dict(spec), root / "study", progress=False)
+    old = root / "old"
+    shutil.copytree(results / "ablation", old)
+    record = json.loads((old / "record.json").read_text())
+    (old / "record.json").write_text(json.dumps({**record, "tl_localize": None}))
+    return root
+
+
+def _sections(page):
+    """Section title -> its markup."""
+    found = re.findall(r'<section id="r\d+"><h2>(.*?)</h2>(.*?)</section>', page, re.S)
+    return {title: body for title, body in found}
+
+
+def test_each_kind_of_result_renders_its_card(every_kind):
+    page = build_report(every_kind)
+    sections = _sections(page)
+    assert sorted(sections) == [
+        "ablation (ablation)", "attribution (attribution)", "brain (brain alignment)",
+        "check (attribution check)", "language (localization)", "old (no kind recorded)",
+        "power (localizer power)", "study (study)",
+    ]  # fmt: skip
+    cards = {
+        "language (localization)": ["Localization", "toy: words &gt; junk", "6 of 96"],
+        "ablation (ablation)": ["Ablation comparison", "pairs", "2 per kind of uniform"],
+        "attribution (attribution)": ["Attribution", "pairs (2 pairs)", "top by patch_abs"],
+        "brain (brain alignment)": ["Brain alignment", "planted", "random (2)"],
+        "power (localizer power)": ["Localizer power", "8 stimuli per condition"],
+        "check (attribution check)": ["Attribution check", "4 units (top, random), 2 pairs"],
+        "study (study)": ["Study", "report-study", "llama", "tl-localize study report"],
+    }
+    for title, facts in cards.items():
+        body = sections[title]
+        assert all(fact in body for fact in facts), (title, facts)
+        assert 'class="error"' not in body, title
+    old = sections["old (no kind recorded)"]
+    assert "carries no kind" in old and "Ablation comparison" not in old
+    assert "ablation.csv" in old  # its files are still shown
+    # the study's job folders are the study's own, not sections
+    assert not any(title.startswith("study/") for title in sections)
+
+
+def test_a_damaged_folder_costs_only_its_card(every_kind, tmp_path):
+    damaged = tmp_path / "damaged"
+    shutil.copytree(every_kind / "brain", damaged / "brain")
+    (damaged / "brain" / "predictions.npz").write_bytes(b"not an archive")
+    body = _sections(build_report(damaged))["brain (brain alignment)"]
+    assert "Could not read <code>record.json</code>" in body and "predictions.npz" in body
+    assert "alignment.csv" in body and "<img " in body  # the files are still shown
 
 
 def browser_check(page):
@@ -92,7 +186,8 @@ def test_report_holds_every_result(results):
     assert [p.name for p in find_results(results)] == ["ablation", "attribution", "language"]
     for kind in ("(ablation)", "(attribution)", "(localization)"):
         assert kind in page
-    assert page.count("<img ") == 2  # ablation.png, layers.png
+    # each card's figure (localization, ablation, attribution), ablation.png, layers.png
+    assert page.count("<img ") == 5
     assert "made in a test" in page and "The whole record" in page
     assert "<th>model</th><td><code>tiny</code>" in page  # from the localization's record
     assert "selected units with the highest t" in page and "highest patch_abs" in page
@@ -106,7 +201,7 @@ def test_report_in_headless_chromium(results):
     page = write_report(results)
     assert page == results / "report.html"
     images, views, resources, errors = browser_check(page)
-    assert len(images) == 2 and all(done and width > 0 for _, done, width in images), images
+    assert len(images) == 5 and all(done and width > 0 for _, done, width in images), images
     assert views == [1], views  # the circuitsvis view rendered into its own div
     assert all(not r.startswith("http") for r in resources), resources
     assert errors == []
@@ -123,11 +218,12 @@ def test_damaged_files_are_reported_and_the_rest_rendered(results, tmp_path):
     page = build_report(damaged)
     for name in ("record.json", "ablation.png", "items.csv"):
         assert f"Could not read <code>{name}</code>" in page
-    assert page.count('class="error"') == 3
-    assert page.count("<img ") == 1  # the localization's figure is still there
+    # and the attribution's card, which needs items.csv
+    assert page.count('class="error"') == 4 and "items.csv is empty" in page
+    assert page.count("<img ") == 2  # layers.png and the ablation's card are still there
     assert "highest patch_abs" in page  # and the attribution's table
     images, _, _, errors = browser_check(write_report(damaged))
-    assert len(images) == 1 and images[0][2] > 0 and errors == []
+    assert len(images) == 2 and all(image[2] > 0 for image in images) and errors == []
 
 
 def test_nothing_to_report(tmp_path, capsys):

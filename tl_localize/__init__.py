@@ -20,8 +20,8 @@ import types
 from typing import TYPE_CHECKING, Any
 
 from ._progress import quiet_notebook_bars
+from ._version import __version__
 
-__version__ = "0.3.0"
 quiet_notebook_bars()  # before transformers imports tqdm.auto; a no-op outside notebooks
 
 # The one list of the public API: each module and the public names it defines. ``__all__``,

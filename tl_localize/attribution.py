@@ -34,7 +34,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,16 @@ from .errors import LocalizeError, check_int
 from .localize import select_top
 from .models import hf_tokenizer, model_fingerprint, model_signature
 from .protocol import Model, weight
-from .results import atomic_folder, now, read_record, versions, write_record
+from .results import (
+    atomic_folder,
+    base_record,
+    check_kind,
+    check_same_model,
+    now,
+    read_record,
+    versions,
+    write_record,
+)
 from .scoring import next_token_logprobs
 from .sites import SITES, Site, get_site
 from .tasks import Task, get_task
@@ -243,9 +252,62 @@ class Attribution:
         )
 
     def _repr_html_(self) -> str:
-        from .cards import attribution_card
+        """The card: task and pairs, model, site, the units with the largest patch_abs,
+        where it was computed, patch_abs per layer and the summary."""
+        from .cards import card, computed_on, layers_figure
 
-        return attribution_card(self)
+        scores = self.scores["patch_abs"]
+        per_layer = scores.sum(1).double().numpy()
+        flat = self.to_frame().nlargest(5, "patch_abs")
+        top = ", ".join(f"L{r.layer}.{r.unit}" for r in flat.itertuples())
+        facts = {
+            "task": f"{self.task} ({len(self.items)} pairs)",
+            "model": self.model_name,
+            "site": self.site,
+            "units": f"{scores.numel():,} ({scores.shape[0]} layers x {scores.shape[1]})",
+            "top by patch_abs": top,
+            "computed": computed_on(self.record.get("model")),
+        }
+        return card("Attribution", facts, layers_figure(per_layer, "patch_abs"), self.summary())
+
+    def summary(self) -> str:
+        """The finding in words: the pairs, the intact model's mean score, the unit with the
+        largest attribution-patching estimate, the mean estimate and where half of the total
+        sits."""
+        from .cards import busiest_layers, layer_ranges
+
+        frame = self.to_frame()
+        best = frame.loc[frame["patch_abs"].idxmax()]
+        per_layer = self.scores["patch_abs"].sum(1).double().numpy()
+        score = float(self.items["score"].mean())
+        return (
+            f"Over {len(self.items)} {self.task} pairs, {self.model_name} prefers the good "
+            f"sentence by {score:.2f} nats on average. Patching one {self.site} unit moves that "
+            f"difference by {frame['patch_abs'].mean():.3g} on average (attribution-patching "
+            f"estimate, |effect|); the largest, {best['patch_abs']:.3g}, is unit "
+            f"L{int(best['layer'])}.{int(best['unit'])}, and half of the total sits in layers "
+            f"{layer_ranges(busiest_layers(per_layer))}."
+        )
+
+    def plot(self) -> Any:
+        """patch_abs summed per layer (bars) and each unit's patch_abs against its zero_abs."""
+        import matplotlib.pyplot as plt
+        import seaborn as sns
+
+        frame = self.to_frame()
+        per_layer = frame.groupby("layer", as_index=False)["patch_abs"].sum()
+        fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+        sns.barplot(data=per_layer, x="layer", y="patch_abs", color="tab:blue", ax=left)
+        left.set_ylabel("patch_abs, summed over units")
+        sns.scatterplot(data=frame, x="zero_abs", y="patch_abs", hue="layer", s=8, ax=right)
+        right.set_title(f"{self.task}, {self.model_name}", fontsize=9)
+        plt.close(fig)
+        return fig
+
+    def config(self) -> dict[str, Any]:
+        """How the scores were computed (saved as the record's ``config``)."""
+        keys = ("task", "site", "n_pairs", "n_items", "seed", "batch_size")
+        return {k: self.record.get(k) for k in keys}
 
     def to_frame(self) -> pd.DataFrame:
         """One row per unit: ``model``, ``task``, ``site``, ``layer``, ``unit`` and the six
@@ -283,7 +345,7 @@ class Attribution:
         self.to_frame().to_csv(folder / "attribution.csv", index=False)
         items = self.items.drop(columns=["ids_good", "ids_bad"], errors="ignore")
         items.to_csv(folder / "items.csv", index=False)
-        write_record(folder, self.record, "attribution")
+        write_record(folder, base_record(self.record, self.config(), self.summary()), KIND)
 
     @classmethod
     def load(cls, folder: str | Path, model: Model | None = None) -> Attribution:
@@ -294,6 +356,8 @@ class Attribution:
         one shape ``[n_layers, width]`` that the record's model signature gives at that
         site, and ``items.csv`` must hold the record's pairs."""
         folder = Path(folder)
+        if (folder / "record.json").is_file():  # another kind's folder: name its loader
+            check_kind(folder, read_record(folder), KIND, required=False)
         path = folder / "attribution.safetensors"
         if not path.is_file():
             raise LocalizeError(f"{folder} holds no attribution.safetensors: not an attribution.")
@@ -357,17 +421,14 @@ class Attribution:
         return cls(scores, items, meta["site"], meta["model"], record)
 
 
+KIND = "attribution"  # the kind its record.json carries
+
+
 def _check_attribution_record(folder: Path, record: dict[str, Any]) -> None:
     """The record of a saved attribution: marked as one (when marked at all), with the
     task, the site, the number of pairs and the model's signature."""
     path = folder / "record.json"
-    mark = record.get("tl_localize")
-    kind = mark.get("kind") if isinstance(mark, dict) else None
-    if kind is not None and kind != "attribution":
-        raise LocalizeError(
-            f"{path} is the record of a {kind}, not of an attribution; load it with the "
-            f"loader of a {kind} (a localization: Localization.load)."
-        )
+    check_kind(folder, record, KIND, required=False)  # unmarked: written by older releases
     signature = record.get("model")
     n_pairs = record.get("n_pairs")
     problem = next(
@@ -580,6 +641,7 @@ class AttributionCheck:
         kind: ``patch`` or ``zero``.
         n_pairs: pairs the effects are averaged over.
         pearson, spearman: the correlations of estimate and actual over the sample.
+        record: how it was made: the model's signature (``model``), the site and task.
     """
 
     frame: pd.DataFrame
@@ -587,6 +649,7 @@ class AttributionCheck:
     n_pairs: int
     pearson: float
     spearman: float
+    record: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -603,7 +666,65 @@ class AttributionCheck:
         )
 
     def plot(self) -> Any:
+        """Estimate against real patching, one point per sampled unit (:func:`plot_check`)."""
         return plot_check(self)
+
+    def _repr_html_(self) -> str:
+        """The card: the estimate's kind, the sample, the two correlations, the figure's
+        points and the summary."""
+        from .cards import card, frame_html
+
+        facts = {
+            "estimate": self.kind,
+            "sample": f"{len(self)} units ({', '.join(dict.fromkeys(self.frame['sampled']))}), "
+            f"{self.n_pairs} pairs",
+            "Pearson r": f"{self.pearson:.3f}",
+            "Spearman rho": f"{self.spearman:.3f}",
+            "site": self.record.get("site"),
+        }
+        return card("Attribution check", facts, frame_html(self.frame.head(10)), self.summary())
+
+    def save(self, folder: str | Path, *, force: bool = False) -> Path:
+        """Write ``check.csv``, ``check.png`` and ``record.json`` (kind ``attribution
+        check``) to ``folder``, atomically."""
+        import matplotlib.pyplot as plt
+
+        config = {"kind": self.kind, "n_pairs": self.n_pairs}
+        record = {**self.record, "pearson": self.pearson, "spearman": self.spearman}
+        with atomic_folder(folder, force=force) as tmp:
+            self.frame.to_csv(tmp / "check.csv", index=False)
+            fig = self.plot()
+            fig.savefig(tmp / "check.png", dpi=120, bbox_inches="tight")
+            plt.close(fig)
+            write_record(tmp, base_record(record, config, self.summary()), CHECK_KIND)
+        return Path(folder)
+
+    @classmethod
+    def load(cls, folder: str | Path, model: Model | None = None) -> AttributionCheck:
+        """Read a folder written by :meth:`save`; with ``model``, refuse one made for
+        another model."""
+        folder = Path(folder)
+        record = read_record(folder, "a saved attribution check")
+        check_kind(folder, record, CHECK_KIND)
+        config = record.pop("config", None)
+        if not isinstance(config, dict) or not {"kind", "n_pairs"} <= set(config):
+            raise LocalizeError(
+                f"{folder / 'record.json'} has no complete 'config' (kind, n_pairs); check "
+                "the attribution again to write a complete folder."
+            )
+        frame = read_csv(folder / "check.csv", "table of an attribution check")
+        missing = [c for c in ("layer", "unit", "sampled", "estimate", "actual") if c not in frame]
+        if missing:
+            raise LocalizeError(
+                f"{folder / 'check.csv'} lacks the column {missing[0]!r}; the folder is damaged."
+            )
+        if model is not None:
+            check_same_model(folder, record.get("model"), model_signature(model))
+        pearson, spearman = float(record.pop("pearson")), float(record.pop("spearman"))
+        return cls(frame, str(config["kind"]), int(config["n_pairs"]), pearson, spearman, record)
+
+
+CHECK_KIND = "attribution check"  # the kind its record.json carries
 
 
 def check_attribution(
@@ -701,7 +822,8 @@ def check_attribution(
         warnings.simplefilter("ignore")
         pearson = float(sps.pearsonr(frame["estimate"], frame["actual"])[0])
         spearman = float(sps.spearmanr(frame["estimate"], frame["actual"])[0])
-    return AttributionCheck(frame, kind, len(pairs), pearson, spearman)
+    record = {"model": att.record["model"], "site": att.site, "task": att.task}
+    return AttributionCheck(frame, kind, len(pairs), pearson, spearman, record)
 
 
 def plot_check(check: AttributionCheck) -> Any:

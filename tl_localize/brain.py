@@ -32,11 +32,21 @@ from .data.io import read_csv
 from .data.tables import describe_rows, missing_numbers, missing_texts
 from .errors import Expected, LocalizeError, check_arguments, check_int
 from .localize import Localization
+from .models import model_signature
 from .options import BRAIN_LAYOUT
 from .protocol import Model
+from .results import (
+    atomic_folder,
+    base_record,
+    check_kind,
+    check_same_model,
+    read_record,
+    write_record,
+)
 from .ridge import ALPHAS, encode_sets, fold_splits, pearson_rows
 from .sites import get_site
 from .stats import bootstrap_indices, percentile_interval
+from .summaries import MATCH_WORDS, interval, p_words
 from .units import DEFAULT_MATCH, DEFAULT_N_RANDOM, NEEDS_MAGNITUDE, Units, check_matches
 
 __all__ = [
@@ -442,37 +452,145 @@ class BrainAlignment:
             permutation test of set labels within sentences) and ``verdict``.
         predictions: out-of-fold predictions per set (``[n_sentences, n_responses]``), in
             the table's row order.
+        settings: how it was made (n_random, match, folds, seed, pooling, n_boot,
+            n_permutations); saved as the record's ``config``.
+        record: the rest of how it was made: the model's signature (``model``), and from
+            the command line the command, the data and the localization's record.
     """
 
     table: pd.DataFrame
     verdicts: pd.DataFrame
     predictions: list[np.ndarray] = field(repr=False)
+    settings: dict[str, Any] = field(default_factory=dict)
+    record: dict[str, Any] = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
+        """The table (one row per unit set)."""
         return self.table
 
     def summary(self) -> str:
-        from .summaries import brain_summary
-
-        return brain_summary(self)
+        """The finding in words: the selected units' r with its interval, each control
+        family's mean r, all units' r, and the verdicts with differences and p-values."""
+        table, verdicts = self.table, self.verdicts
+        selected = table[table["set"] == "selected"].iloc[0]
+        spread = interval(selected["r_low"], selected["r_high"], 3)
+        text = (
+            f"The {int(selected['n_units'])} selected units predict the {selected['data']} "
+            f"responses at r = {selected['r']:.3f}{spread}"
+        )
+        parts = []
+        for match, rows in table[table["set"] == "random"].groupby("match", sort=False):
+            words = MATCH_WORDS.get(str(match), str(match))
+            parts.append(f"{words} {rows['r'].mean():.3f} (mean of {len(rows)})")
+        everything = table[table["set"] == "all"]
+        if len(everything):
+            parts.append(
+                f"all {int(everything['n_units'].iloc[0]):,} units {everything['r'].iloc[0]:.3f}"
+            )
+        if parts:
+            text += "; " + ", ".join(parts)
+        text += "."
+        judgements = [
+            f"{v.verdict} against {v.match} controls (difference {v.difference_r:+.3f}"
+            f"{interval(v.difference_low, v.difference_high, 3)}, {p_words(v.p_value)})"
+            for v in verdicts.itertuples()
+        ]
+        if judgements:
+            text += " The advantage is " + " and ".join(judgements) + "."
+        return text
 
     def plot(self) -> Any:
+        """r per unit set (:func:`plot_brain_alignment`)."""
         return plot_brain_alignment(self)
 
     def _repr_html_(self) -> str:
-        from .cards import brain_card
+        """The card: data, model, the unit sets, the verdicts and the summary."""
+        from .cards import card, frame_html
 
-        return brain_card(self)
+        table = self.table
+        facts = {
+            "data": ", ".join(dict.fromkeys(table["data"].astype(str))),
+            "model": ", ".join(dict.fromkeys(table["model"].astype(str))),
+            "sets": ", ".join(f"{k} ({v})" for k, v in table["set"].value_counts().items()),
+            "folds": self.settings.get("folds"),
+        }
+        shown = ["match", "selected_r", "control_r", "difference_r", "p_value", "verdict"]
+        verdicts = frame_html(self.verdicts[shown]) if len(self.verdicts) else ""
+        return card("Brain alignment", facts, verdicts, self.summary())
 
-    def save(self, folder: Path) -> None:
-        """Write ``alignment.csv``, ``verdicts.csv`` and ``alignment.png`` into a folder."""
+    def save(self, folder: str | Path, *, force: bool = False) -> Path:
+        """Write ``alignment.csv``, ``verdicts.csv``, ``predictions.npz``, ``alignment.png``
+        and ``record.json`` (kind ``brain alignment``) to ``folder``, atomically; an
+        existing folder is replaced only with ``force=True``."""
+        with atomic_folder(folder, force=force) as tmp:
+            self.write(tmp)
+        return Path(folder)
+
+    def write(self, folder: Path) -> None:
+        """Write :meth:`save`'s files into an existing folder."""
         import matplotlib.pyplot as plt
 
         self.table.to_csv(folder / "alignment.csv", index=False)
         self.verdicts.to_csv(folder / "verdicts.csv", index=False)
+        arrays = {f"set_{i}": np.asarray(p, dtype=float) for i, p in enumerate(self.predictions)}
+        np.savez(folder / "predictions.npz", **arrays)  # type: ignore[arg-type]
         fig = self.plot()
         fig.savefig(folder / "alignment.png", dpi=120, bbox_inches="tight")
         plt.close(fig)
+        write_record(folder, base_record(self.record, self.settings, self.summary()), KIND)
+
+    @classmethod
+    def load(cls, folder: str | Path, model: Model | None = None) -> BrainAlignment:
+        """Read a folder written by :meth:`save` (or ``tl-localize brain``); with ``model``,
+        refuse one made for another model. The record must be a brain alignment's with its
+        ``config``; the predictions (read without unpickling) must be one per table row."""
+        folder = Path(folder)
+        record = read_record(folder, "a saved brain alignment (tl-localize brain --out ...)")
+        check_kind(folder, record, KIND)
+        settings = record.pop("config", None)
+        if not isinstance(settings, dict):
+            raise LocalizeError(
+                f"{folder / 'record.json'} has no 'config' object, so how the alignment was "
+                "made is unknown; run the alignment again to write a complete folder."
+            )
+        table = read_csv(folder / "alignment.csv", "table of a brain alignment")
+        verdicts = read_csv(folder / "verdicts.csv", "verdicts of a brain alignment")
+        missing = [c for c in ("model", "data", "set", "match", "n_units", "r") if c not in table]
+        if missing:
+            raise LocalizeError(
+                f"{folder / 'alignment.csv'} lacks the column {missing[0]!r}; the folder is "
+                "damaged. Run the alignment again."
+            )
+        predictions = _read_predictions(folder / "predictions.npz", len(table))
+        if model is not None:
+            check_same_model(folder, record.get("model"), model_signature(model))
+        table = table.astype({"match": object})
+        verdicts = verdicts.astype({"match": object})
+        return cls(table, verdicts, predictions, settings, record)
+
+
+KIND = "brain alignment"  # the kind its record.json carries
+
+
+def _read_predictions(path: Path, n_sets: int) -> list[np.ndarray]:
+    """The saved predictions, one array per unit set; never unpickled."""
+    if not path.is_file():
+        raise LocalizeError(f"No {path.name} in {path.parent}: the folder is incomplete.")
+    try:
+        arrays = np.load(path, allow_pickle=False)
+        if not isinstance(arrays, np.lib.npyio.NpzFile):
+            raise ValueError("not an .npz archive")
+        with arrays:
+            found = {name: arrays[name] for name in arrays.files}
+    except (OSError, ValueError, EOFError) as error:
+        raise LocalizeError(f"{path} is damaged or not a predictions file ({error}).") from None
+    names = [f"set_{i}" for i in range(n_sets)]
+    if sorted(found) != sorted(names) or any(a.ndim != 2 for a in found.values()):
+        raise LocalizeError(
+            f"{path} holds {len(found)} arrays, not the {n_sets} two-dimensional predictions "
+            "of the table's unit sets; the folder mixes files of two results or is damaged."
+        )
+    return [found[name] for name in names]
 
 
 def _label_permutation_p(
@@ -618,7 +736,11 @@ def brain_alignment(
         columns=["model", "data", "match", "n_seeds", "selected_r", "control_r", "difference_r",
                  "difference_low", "difference_high", "p_value", "verdict"],
     )  # fmt: skip
-    return BrainAlignment(table, verdicts, [f.predicted for f in fits])
+    settings = {"n_random": n_random, "match": matches, "folds": folds, "seed": seed,
+                "pooling": pooling, "n_boot": n_boot, "n_permutations": n_permutations}  # fmt: skip
+    return BrainAlignment(
+        table, verdicts, [f.predicted for f in fits], settings, {"model": model_signature(model)}
+    )
 
 
 def layer_alignment(

@@ -203,9 +203,8 @@ def _cmd_localize(args: argparse.Namespace) -> int:
 # -- reliability ------------------------------------------------------------------------
 def _cmd_reliability(args: argparse.Namespace) -> int:
     from .localize import _resolve_config, significance
-    from .models import model_signature
     from .reliability import _check_sizes, reliability
-    from .results import atomic_folder, check_output, now, versions, write_record
+    from .results import check_output, now
 
     check_output(args.out, force=args.force)
     contrast = _contrast(args)
@@ -249,19 +248,13 @@ def _cmd_reliability(args: argparse.Namespace) -> int:
         **{k: v for k, v in settings.items() if v is not None},
     )  # fmt: skip
     seconds = time.perf_counter() - start
-    with atomic_folder(args.out, force=args.force) as tmp:
-        power.save(tmp)
-        record = {
-            "created": now(),
-            "command": _command(args),
-            "contrast": {"name": contrast.name, "hash": contrast.hash, "sizes": contrast.sizes()},
-            "model": model_signature(model),
-            "settings": power.settings,
-            "summary": power.summary(),
-            "versions": versions(),
-            "timings": {"load_model_s": load_s, "power_s": seconds},
-        }
-        write_record(tmp, record, "localizer power")
+    power.record.update(
+        created=now(),
+        command=_command(args),
+        contrast={"name": contrast.name, "hash": contrast.hash, "sizes": contrast.sizes()},
+        timings={"load_model_s": load_s, "power_s": seconds},
+    )
+    power.save(args.out, force=args.force)
     print(power.summary())
     print(f"wrote {args.out}/ (power.csv, splits.csv, power.png, record.json)")
     return 0
@@ -284,7 +277,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     from .compare import compare_ablation
     from .contrast import BUILTINS
     from .localize import resolve_top
-    from .results import atomic_folder, check_output, write_record
+    from .results import atomic_folder, check_output
     from .tasks import prepare_tasks
     from .units import check_matches
 
@@ -361,16 +354,15 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     sample = None
     if args.method != "resample":
         sample = generation_sample(model, controls, method=args.method, means=means)
+    result.record.update(_record(
+        args, loc, result, {"compare_s": seconds}, tasks=tasks, n_random=args.n_random,
+        match=matches, method=args.method, reference=reference_spec, fractions=fractions,
+        n_boot=args.n_boot, seed=args.seed, adjust=args.adjust,
+    ))  # fmt: skip
     with atomic_folder(args.out, force=args.force) as tmp:
-        result.save(tmp)
+        result.write(tmp)  # what save writes, with the record
         if sample is not None:
             sample.to_csv(tmp / "generation.csv", index=False)
-        record = _record(
-            args, loc, result, {"compare_s": seconds}, tasks=tasks, n_random=args.n_random,
-            match=matches, method=args.method, reference=reference_spec, fractions=fractions,
-            n_boot=args.n_boot, seed=args.seed, adjust=args.adjust,
-        )  # fmt: skip
-        write_record(tmp, record, "ablation")
     print(result.summary())
     if sample is not None:
         print(sample.to_string(index=False))
@@ -387,7 +379,7 @@ def _cmd_brain(args: argparse.Namespace) -> int:
         layer_alignment,
         plot_layer_alignment,
     )
-    from .results import atomic_folder, check_output, write_record
+    from .results import atomic_folder, check_output
     from .units import check_matches
 
     check_output(args.out, force=args.force)
@@ -423,8 +415,18 @@ def _cmd_brain(args: argparse.Namespace) -> int:
             folds=args.folds, seed=args.seed, progress=not args.quiet,
         )  # fmt: skip
     seconds = time.perf_counter() - start
+    data_record = {
+        "path": str(Path(args.data).resolve()),
+        "n_sentences": len(data),
+        "responses": list(data.responses.columns),
+        "groups": args.group_column,
+    }
+    result.record.update(_record(
+        args, loc, result, {"alignment_s": seconds}, data=data_record,
+        n_random=args.n_random, match=matches, folds=args.folds, seed=args.seed,
+    ))  # fmt: skip
     with atomic_folder(args.out, force=args.force) as tmp:
-        result.save(tmp)
+        result.write(tmp)  # what save writes, with the record
         if layers is not None:
             import matplotlib.pyplot as plt
 
@@ -432,17 +434,6 @@ def _cmd_brain(args: argparse.Namespace) -> int:
             fig = plot_layer_alignment(layers)
             fig.savefig(tmp / "layers.png", dpi=120, bbox_inches="tight")
             plt.close(fig)
-        data_record = {
-            "path": str(Path(args.data).resolve()),
-            "n_sentences": len(data),
-            "responses": list(data.responses.columns),
-            "groups": args.group_column,
-        }
-        record = _record(
-            args, loc, result, {"alignment_s": seconds}, data=data_record,
-            n_random=args.n_random, match=matches, folds=args.folds, seed=args.seed,
-        )  # fmt: skip
-        write_record(tmp, record, "brain alignment")
     print(result.summary())
     print(f"wrote {args.out}/ (alignment.csv, verdicts.csv, alignment.png, record.json)")
     return 0
@@ -456,7 +447,7 @@ def _cmd_attribute(args: argparse.Namespace) -> int:
     from .contrast import BUILTINS, Contrast
     from .data.pairs import read_pairs
     from .join import join, join_summary, plot_join, plot_join_layers
-    from .results import atomic_folder, check_output, write_record
+    from .results import atomic_folder, check_output
     from .tasks import get_task
     from .views import head_attention_view, head_writes, top_stimuli_view
 
@@ -518,7 +509,7 @@ def _cmd_attribute(args: argparse.Namespace) -> int:
               "pearson": check.pearson, "spearman": check.spearman},
     )  # fmt: skip
     with atomic_folder(args.out, force=args.force) as tmp:
-        att.write(tmp)
+        att.write(tmp)  # what save writes, with the record
         frame.to_csv(tmp / "join.csv", index=False)
         summary.to_csv(tmp / "summary.csv", index=False)
         if check is not None:
@@ -536,7 +527,6 @@ def _cmd_attribute(args: argparse.Namespace) -> int:
             if heads is not None:
                 examples = [texts[0] for texts in contrast.conditions.values()]
                 head_attention_view(model, heads.head(4), examples).save(tmp / "heads.view.html")
-        write_record(tmp, att.record, "attribution")
     overall = summary.iloc[0]
     print(
         f"{att!r}\nselectivity vs {args.score}: Spearman rho {overall['spearman']:.3f} "

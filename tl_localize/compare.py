@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +41,20 @@ from .ablation import (
     plan_controls,
     resample_pool,
 )
+from .data.io import read_csv
 from .errors import LocalizeError, check_int
 from .localize import Localization, parse_top, select_top
+from .models import model_signature
 from .options import BLOCKED
 from .protocol import Hook, Model
+from .results import (
+    atomic_folder,
+    base_record,
+    check_kind,
+    check_same_model,
+    read_record,
+    write_record,
+)
 from .stats import (
     ADJUSTMENTS,
     adjust_p,
@@ -52,6 +62,16 @@ from .stats import (
     mcnemar_p,
     paired_permutation_p,
     percentile_interval,
+)
+from .summaries import (
+    MATCH_WORDS,
+    VERBS,
+    adjustment_sentence,
+    blocked_sentence,
+    change_words,
+    interval,
+    p_words,
+    pct,
 )
 from .tasks import PreparedTask, Task, prepare_tasks
 from .units import DEFAULT_MATCH, DEFAULT_N_RANDOM, NEEDS_MAGNITUDE, Units, check_matches
@@ -108,13 +128,17 @@ class AblationComparison:
             match and seed.
         verdicts: one row per task, fraction and control family.
         items: one row per item and set.
-        settings: how it was made (method, n_random, n_boot, seed, tasks).
+        settings: how it was made (method, n_random, n_boot, seed, tasks); saved as the
+            record's ``config``.
+        record: the rest of how it was made: the model's signature (``model``), and from
+            the command line the command, the localization's record, the timings.
     """
 
     table: pd.DataFrame
     verdicts: pd.DataFrame
     items: pd.DataFrame
     settings: dict[str, Any]
+    record: dict[str, Any] = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
         """The table (one row per set)."""
@@ -125,19 +149,59 @@ class AblationComparison:
         return task_states(self.table)
 
     def summary(self) -> str:
-        """The finding in words, one sentence per task and fraction."""
-        from .summaries import ablation_summary
-
-        return ablation_summary(self)
+        """The finding in words, one sentence per task and fraction: the selected set's
+        change with its interval, each control family's, and the verdicts with their
+        differences and p-values (or why a task at chance or at ceiling claims nothing)."""
+        table, verdicts = self.table, self.verdicts
+        verb = VERBS.get(str(self.settings.get("method")), "Ablating")
+        states = {row.task: row for row in self.states().itertuples()}
+        sentences = []
+        for task in dict.fromkeys(table["task"]):
+            state = states.get(task)
+            if state is not None and state.state in BLOCKED:
+                sentences.append(blocked_sentence(state))
+                continue
+            for fraction in sorted(
+                table[(table["task"] == task) & (table["set"] == "selected")]["fraction"]
+            ):
+                sentences.append(_ablation_sentence(verb, table, verdicts, task, fraction))
+        adjusted = adjustment_sentence(verdicts, str(self.settings.get("adjust", "holm")))
+        return " ".join([*sentences, adjusted] if adjusted else sentences)
 
     def plot(self) -> Any:
         """The ablation figure (:func:`plot_ablation`)."""
         return plot_ablation(self)
 
     def _repr_html_(self) -> str:
-        from .cards import comparison_card
+        """The card: model, method, tasks, controls, a bar per task and set, the verdicts
+        and the summary."""
+        import seaborn as sns
 
-        return comparison_card(self)
+        from .cards import card, figure_png, frame_html
+
+        table = self.table
+        data = table[table["set"] != "intact"].copy()
+        data["set"] = np.where(
+            data["set"] == "selected", "selected", "random " + data["match"].astype(str)
+        )
+
+        def draw(ax: Any) -> None:
+            sns.barplot(data=data, x="task", y="change_pct", hue="set", errorbar="sd", ax=ax)
+            ax.axhline(0, color="0.3", linewidth=0.8)
+            ax.set_ylabel("change (%)", fontsize=8)
+            ax.legend(fontsize=7)
+
+        facts = {
+            "model": ", ".join(dict.fromkeys(table["model"].astype(str))),
+            "method": self.settings.get("method"),
+            "tasks": ", ".join(self.settings.get("tasks", [])),
+            "controls": f"{self.settings.get('n_random')} per kind of "
+            f"{', '.join(self.settings.get('match', []))}",
+        }
+        shown = ["task", "fraction", "match", "difference_pct", "p_value", "p_adjusted", "verdict"]
+        verdicts = self.verdicts[[c for c in shown if c in self.verdicts.columns]]
+        figure = figure_png(draw, (5.0, 2.2)) + frame_html(verdicts)
+        return card("Ablation comparison", facts, figure, self.summary())
 
     def __repr__(self) -> str:
         tasks = list(dict.fromkeys(self.table["task"]))
@@ -146,9 +210,16 @@ class AblationComparison:
             f"{len(self.table)} rows, {len(self.verdicts)} verdicts)"
         )
 
-    def save(self, folder: Path) -> None:
-        """Write ``ablation.csv``, ``verdicts.csv``, ``items.csv`` and ``ablation.png`` into
-        an existing folder (the CLI writes it atomically with its record)."""
+    def save(self, folder: str | Path, *, force: bool = False) -> Path:
+        """Write ``ablation.csv``, ``verdicts.csv``, ``items.csv``, ``ablation.png`` and
+        ``record.json`` (kind ``ablation``) to ``folder``, atomically; an existing folder is
+        replaced only with ``force=True`` (:func:`tl_localize.results.atomic_folder`)."""
+        with atomic_folder(folder, force=force) as tmp:
+            self.write(tmp)
+        return Path(folder)
+
+    def write(self, folder: Path) -> None:
+        """Write :meth:`save`'s files into an existing folder."""
         import matplotlib.pyplot as plt
 
         self.table.to_csv(folder / "ablation.csv", index=False)
@@ -157,6 +228,74 @@ class AblationComparison:
         fig = self.plot()
         fig.savefig(folder / "ablation.png", dpi=120, bbox_inches="tight")
         plt.close(fig)
+        write_record(folder, base_record(self.record, self.settings, self.summary()), KIND)
+
+    @classmethod
+    def load(cls, folder: str | Path, model: Model | None = None) -> AblationComparison:
+        """Read a folder written by :meth:`save` (or ``tl-localize ablate``); with ``model``,
+        refuse one made for another model. The record must be an ablation's with its
+        ``config``, and the tables must have the columns this version writes."""
+        folder = Path(folder)
+        record = read_record(folder, "a saved ablation comparison (tl-localize ablate --out ...)")
+        check_kind(folder, record, KIND)
+        settings = record.pop("config", None)
+        if not isinstance(settings, dict):
+            raise LocalizeError(
+                f"{folder / 'record.json'} has no 'config' object, so how the comparison was "
+                "made is unknown; run the comparison again to write a complete folder."
+            )
+        tables = {
+            name: read_csv(folder / f"{name}.csv", f"{name} table of an ablation comparison")
+            for name in ("ablation", "verdicts", "items")
+        }
+        for name, columns in (("ablation", TABLE_COLUMNS), ("verdicts", ["task", "verdict"])):
+            missing = [c for c in columns if c not in tables[name].columns]
+            if missing:
+                raise LocalizeError(
+                    f"{folder / (name + '.csv')} lacks the column {missing[0]!r}; the folder is "
+                    "damaged or from another release. Run the comparison again."
+                )
+        if model is not None:
+            check_same_model(folder, record.get("model"), model_signature(model))
+        table = tables["ablation"].astype({"match": object, "set": str, "task": str})
+        return cls(table, tables["verdicts"], tables["items"], settings, record)
+
+
+KIND = "ablation"  # the kind its record.json carries
+
+
+def _ablation_sentence(
+    verb: str, table: pd.DataFrame, verdicts: pd.DataFrame, task: str, fraction: float
+) -> str:
+    rows = table[(table["task"] == task) & (table["fraction"] == fraction)]
+    selected = rows[rows["set"] == "selected"].iloc[0]
+    metric = selected["metric"]
+    change = change_words(selected["change_pct"], selected["change_low"], selected["change_high"])
+    text = f"{verb} the {int(selected['n_units'])} selected units " + change.replace(
+        "CHANGES", f"{task} {metric}"
+    )
+    found = verdicts[(verdicts["task"] == task) & (verdicts["fraction"] == fraction)]
+    parts, judgements = [], []
+    for v in found.itertuples():
+        word = "lower" if v.control_change_pct < 0 else "raise"
+        parts.append(
+            f"{MATCH_WORDS.get(str(v.match), str(v.match))} {word} it by "
+            f"{pct(v.control_change_pct)} (mean of {v.n_seeds})"
+        )
+        adjusted = getattr(v, "p_adjusted", math.nan)
+        shown = p_words(v.p_value)
+        if not math.isnan(adjusted) and adjusted != v.p_value:
+            shown += f", adjusted {p_words(adjusted).removeprefix('p ')}"
+        judgements.append(
+            f"{v.verdict} against {v.match!s} controls (difference "
+            f"{v.difference_pct:+.1f} points{interval(v.difference_low, v.difference_high)}, "
+            f"{shown})"
+        )
+    if parts:
+        text += "; " + "; ".join(parts) + ". The effect is " + " and ".join(judgements) + "."
+    else:
+        text += " (no random controls were run, so its specificity is unknown)."
+    return text
 
 
 def compare_ablation(
@@ -289,7 +428,11 @@ def compare_ablation(
         "fractions": sorted(sets),
     }
     return AblationComparison(
-        table.reindex(columns=TABLE_COLUMNS), verdict_table, evaluated.items, settings
+        table.reindex(columns=TABLE_COLUMNS),
+        verdict_table,
+        evaluated.items,
+        settings,
+        {"model": model_signature(model)},
     )
 
 

@@ -245,9 +245,19 @@ class Contrast:
         return pd.DataFrame(rows)
 
     def _repr_html_(self) -> str:
-        from .cards import contrast_card
+        from .cards import card
 
-        return contrast_card(self)
+        examples = {
+            f"{cond} ({len(texts)})": (texts[0][:90] + ("..." if len(texts[0]) > 90 else ""))
+            for cond, texts in self.conditions.items()
+        }
+        facts = {
+            "contrast": f"{self.positive_condition} > {self.negative_condition}",
+            "pooling": self.pooling,
+            **examples,
+            "hash": self.hash[:16],
+        }
+        return card(f"Contrast {self.name!r}", facts, text=self.description)
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{c}={n}" for c, n in self.sizes().items())

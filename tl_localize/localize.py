@@ -36,7 +36,7 @@ from .errors import LocalizeError, check_int
 from .models import model_dtype, model_signature
 from .options import PRESETS
 from .protocol import Model
-from .results import atomic_folder, now, read_record, versions, write_record
+from .results import atomic_folder, check_kind, now, read_record, versions, write_record
 from .sites import Site, get_site
 from .stats import Moments, benjamini_hochberg, cohens_d, permutation_max_t, welch_t
 from .units import Units, unit_table
@@ -388,9 +388,29 @@ class Localization:
         )
 
     def _repr_html_(self) -> str:
-        from .cards import localization_card
+        """The card: contrast, model, site, how many units were selected and how, their
+        mean t, where it was computed, the units per layer and the summary."""
+        from .cards import card, computed_on, layers_figure
 
-        return localization_card(self)
+        units = self.units
+        pos, neg = self.conditions
+        band = self.config.band
+        chosen_by = (
+            f"band={band[0]:g}-{band[1]:g}" if band is not None else f"top={self.config.top!r}"
+        )
+        selected_t = self.stats["t"][units.mask]
+        facts = {
+            "contrast": f"{self.contrast}: {pos} > {neg} ({self.record['contrast'].get('sizes')})",
+            "model": units.model_name,
+            "site": units.site,
+            "selected": f"{len(units):,} of {units.n_units:,} ({len(units) / units.n_units:.3%}); "
+            f"{chosen_by}, {self.config.selection}",
+            "mean t (selected)": f"{float(selected_t.mean()):.2f}" if len(units) else "-",
+            "preset": self.config.preset,
+            "computed": computed_on(self.record.get("model")),
+        }
+        figure = layers_figure(units.mask.sum(1).numpy()) if len(units) else ""
+        return card("Localization", facts, figure, self.summary())
 
     @property
     def contrast(self) -> str:
@@ -474,10 +494,60 @@ class Localization:
         return self.units.with_mask(mask)
 
     def summary(self) -> str:
-        """The finding in a sentence or two, with the numbers."""
-        from .summaries import localization_summary
+        """The finding in a sentence or two, with the numbers: how many units of which site
+        were selected and how, where half of them sit, their mean t, how many are
+        high-magnitude units, and with a held-out split their selectivity held out."""
+        from .ablation import high_magnitude_units
+        from .cards import busiest_layers, layer_ranges
 
-        return localization_summary(self)
+        units = self.units
+        pos, neg = self.conditions
+        n, total = len(units), units.n_units
+        model = units.model_name
+        head = (
+            f"The {self.contrast} localizer ({pos} > {neg}) selected {n:,} of {total:,} "
+            f"{units.site} units ({n / total:.2%}) of {model}"
+        )
+        selection = self.record.get("selection", {})
+        if selection.get("method") == "band":
+            lo, hi = selection["band"]
+            head += (
+                f": the band {100 * lo:g}-{100 * hi:g}% of the selectivity ranking (0% the most "
+                "selective)"
+            )
+        elif selection.get("method") == "fdr":
+            head += f": every unit with t > 0 and FDR q < {selection['alpha']:g}"
+        elif selection.get("method") == "perm":
+            head += (
+                f": every unit above the family-wise max-t threshold {selection['threshold']:.2f} "
+                f"(p < {selection['alpha']:g}, {selection['n_permutations']} label permutations)"
+            )
+        if n == 0:
+            return head + "; nothing passed, so there is nothing to ablate or compare."
+        counts = units.mask.sum(1).numpy()
+        t, q = self.stats["t"][units.mask], self.stats["q"][units.mask]
+        sentences = [
+            head + f". Half of them sit in layers {layer_ranges(busiest_layers(counts))}; their "
+            f"mean Welch t is {float(t.mean()):.1f} (max q {float(q.max()):.2g})."
+        ]
+        loud = len(high_magnitude_units(units, self.stats["magnitude"]))
+        if loud:
+            sentences.append(
+                f"{loud} of them are high-magnitude units (mean |activation| at least 20 times the "
+                "site's median): compare ablations with magnitude-matched controls."
+            )
+        if self.holdout is not None:
+            rows = self.holdout.set_index("sample")
+            sentences.append(
+                f"Selected on {int(rows.loc['in_sample', 'n_positive'])} + "
+                f"{int(rows.loc['in_sample', 'n_negative'])} stimuli, their mean t is "
+                f"{rows.loc['in_sample', 'mean_t']:.1f} in-sample and "
+                f"{rows.loc['held_out', 'mean_t']:.1f} on the held-out "
+                f"{int(rows.loc['held_out', 'n_positive'])} + "
+                f"{int(rows.loc['held_out', 'n_negative'])} (Cohen's d "
+                f"{rows.loc['in_sample', 'mean_d']:.2f} vs {rows.loc['held_out', 'mean_d']:.2f})."
+            )
+        return " ".join(sentences)
 
     def plot(self) -> Any:
         """Where the units sit (count per layer) beside selectivity vs activation magnitude."""
@@ -521,6 +591,7 @@ class Localization:
         must name the same model, site and shape, and every statistic must have that shape."""
         folder = Path(folder)
         record = read_record(folder, "a saved localization (tl-localize localize --out ...)")
+        check_kind(folder, record, "localization", required=False)  # unmarked: older releases
         try:
             contrast = record["contrast"]
             signature = record["model"]

@@ -32,10 +32,12 @@ __all__ = [
     "DEFAULT_MODEL_PACKAGE",
     "DEFAULT_N_RANDOM",
     "DTYPE_NAMES",
+    "HURTS",
     "LEAST_ACTIVE_SHARE",
     "MATCHES",
     "METHODS",
     "NEEDS_MAGNITUDE",
+    "NO_EFFECT",
     "PRESETS",
     "bf16_is_fast",
     "default_model_path",
@@ -58,6 +60,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         },
     },
 }
+
+# a double-dissociation cell's verdicts: the network's ablation hurts the task beyond every
+# control kind, or it does not
+HURTS, NO_EFFECT = "hurts", "no specific effect"
 
 # verdicts of a task whose intact model leaves nothing to break (at chance) or every set at
 # 100% (at ceiling): no effect is reported for it (tl_localize.compare)

@@ -6,14 +6,21 @@ Every function that runs a model takes a :class:`Model`: a TransformerLens
 hook interface. ``load_model`` also sets ``model.hf_tokenizer`` (the model's own tokenizer);
 code reads it through :func:`tl_localize.models.hf_tokenizer`, which falls back to
 ``model.tokenizer``.
+
+What every result of an analysis provides is :class:`Result`: a tidy table, the finding in
+words, a figure, an HTML card, and a results folder that loads back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-__all__ = ["Hook", "Hooks", "Model", "ModelConfig", "weight"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Hook", "Hooks", "Model", "ModelConfig", "Result", "weight"]
 
 # A TransformerLens forward hook: (hook name, fn(activation, hook) -> activation or None)
 Hook = tuple[str, Callable[..., Any]]
@@ -57,3 +64,39 @@ def weight(model: Model, name: str) -> Any:
     a component (``ln_final``). Not part of :class:`Model`: checking that a model has them
     would read them, and a model offloaded to disk cannot be read without loading them."""
     return getattr(model, name)
+
+
+@runtime_checkable
+class Result(Protocol):
+    """What every result type holds to (:class:`~tl_localize.localize.Localization`,
+    :class:`~tl_localize.compare.AblationComparison`,
+    :class:`~tl_localize.brain.BrainAlignment`, :class:`~tl_localize.attribution.Attribution`,
+    :class:`~tl_localize.attribution.AttributionCheck`,
+    :class:`~tl_localize.reliability.LocalizerPower`,
+    :class:`~tl_localize.study.StudyResult`):
+
+    - ``to_frame()``: a tidy table, one row per unit, set or size;
+    - ``summary()``: the finding in a sentence or two, with the numbers;
+    - ``plot()``: a matplotlib figure;
+    - ``_repr_html_()``: the card a notebook shows;
+    - ``save(folder, force=False)``: a results folder, written atomically, whose
+      ``record.json`` carries the result's ``kind``, its ``config``, the model's signature
+      and the package versions;
+    - ``load(folder, model=None)`` (a classmethod): the result back from such a folder,
+      refusing another kind's folder, a damaged one, or (with ``model``) one made for
+      another model. :func:`tl_localize.results.load_result` picks the loader by the
+      record's kind.
+    """
+
+    def to_frame(self) -> pd.DataFrame: ...
+
+    def summary(self) -> str: ...
+
+    def plot(self) -> Any: ...
+
+    def _repr_html_(self) -> str: ...
+
+    def save(self, folder: str | Path, *, force: bool = False) -> Path: ...
+
+    @classmethod
+    def load(cls, folder: str | Path, model: Model | None = None) -> Result: ...

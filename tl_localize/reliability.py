@@ -32,9 +32,19 @@ from torch import Tensor
 
 from .activations import stacked_activations
 from .contrast import Contrast
+from .data.io import read_csv
 from .errors import LocalizeError, check_int
 from .localize import _resolve_config, select_top, significance
+from .models import model_signature
 from .protocol import Model
+from .results import (
+    atomic_folder,
+    base_record,
+    check_kind,
+    check_same_model,
+    read_record,
+    write_record,
+)
 from .sites import get_site
 from .stats import Moments, percentile_interval, welch_t
 
@@ -234,8 +244,14 @@ class LocalizerPower:
             (two random sets of the same sizes: the selected fraction).
         splits: :func:`split_half`'s rows over the whole site, one per size and split.
         settings: how it was made (model, contrast, site, top, selection, sizes, n_splits,
-            seed, the number of stimuli per condition).
+            seed, the number of stimuli per condition); saved as the record's ``config``.
         target: the Dice the summary asks for (0.8).
+        record: the rest of how it was made: the model's signature (``model``), and from
+            the command line the command, the contrast and the timings.
+
+    The split-half reliability of one localization (:func:`reliability` without ``sizes``)
+    stays a DataFrame, one row per split and scope: a table with no finding to state
+    beyond its numbers.
     """
 
     def __init__(
@@ -244,11 +260,13 @@ class LocalizerPower:
         splits: pd.DataFrame,
         settings: dict[str, Any],
         target: float = TARGET_DICE,
+        record: dict[str, Any] | None = None,
     ) -> None:
         self.table = table
         self.splits = splits
         self.settings = settings
         self.target = target
+        self.record = {} if record is None else record
 
     def __repr__(self) -> str:
         return (
@@ -322,7 +340,8 @@ class LocalizerPower:
         return fig
 
     def _repr_html_(self) -> str:
-        from .cards import _card
+        """The card: model, contrast, selection, splits, Dice per size and the summary."""
+        from .cards import card, frame_html
 
         s = self.settings
         facts = {
@@ -332,12 +351,18 @@ class LocalizerPower:
             "splits": f"{s['n_splits']} per size, seed {s['seed']}",
         }
         shown = self.table[["size", "dice", "dice_low", "dice_high", "t_corr", "chance_dice"]]
-        table_html = shown.to_html(index=False, float_format=lambda x: f"{x:.3g}", border=0)
-        return _card("Localizer power", facts, table_html, self.summary())
+        return card("Localizer power", facts, frame_html(shown), self.summary())
 
-    def save(self, folder: str | Path) -> None:
-        """Write ``power.csv``, ``splits.csv`` and ``power.png`` into an existing folder
-        (the command line writes it atomically with its record)."""
+    def save(self, folder: str | Path, *, force: bool = False) -> Path:
+        """Write ``power.csv``, ``splits.csv``, ``power.png`` and ``record.json`` (kind
+        ``localizer power``) to ``folder``, atomically; an existing folder is replaced only
+        with ``force=True`` (:func:`tl_localize.results.atomic_folder`)."""
+        with atomic_folder(folder, force=force) as tmp:
+            self.write(tmp)
+        return Path(folder)
+
+    def write(self, folder: str | Path) -> None:
+        """Write :meth:`save`'s files into an existing folder."""
         import matplotlib.pyplot as plt
 
         folder = Path(folder)
@@ -346,6 +371,38 @@ class LocalizerPower:
         fig = self.plot()
         fig.savefig(folder / "power.png", dpi=120, bbox_inches="tight")
         plt.close(fig)
+        config = {**self.settings, "target": self.target}
+        write_record(folder, base_record(self.record, config, self.summary()), KIND)
+
+    @classmethod
+    def load(cls, folder: str | Path, model: Model | None = None) -> LocalizerPower:
+        """Read a folder written by :meth:`save` (or ``tl-localize reliability --sizes``);
+        with ``model``, refuse one measured on another model."""
+        folder = Path(folder)
+        record = read_record(folder, "a saved localizer power (tl-localize reliability --out)")
+        check_kind(folder, record, KIND)
+        config = record.pop("config", None)
+        needed = ("model", "contrast", "site", "top", "selection", "n_splits", "seed")
+        if not isinstance(config, dict) or any(k not in config for k in needed):
+            raise LocalizeError(
+                f"{folder / 'record.json'} has no complete 'config' (it needs {list(needed)}); "
+                "measure the power again to write a complete folder."
+            )
+        table = read_csv(folder / "power.csv", "table of a localizer power")
+        splits = read_csv(folder / "splits.csv", "splits of a localizer power")
+        missing = [c for c in ("size", "dice", "dice_low", "dice_high", "t_corr") if c not in table]
+        if missing or "size" not in splits:
+            raise LocalizeError(
+                f"{folder / 'power.csv'} lacks the column {(missing or ['size'])[0]!r}; the "
+                "folder is damaged. Measure the power again."
+            )
+        if model is not None:
+            check_same_model(folder, record.get("model"), model_signature(model))
+        target = float(config.pop("target", TARGET_DICE))
+        return cls(table, splits, config, target, record)
+
+
+KIND = "localizer power"  # the kind its record.json carries
 
 
 def _power_table(splits: pd.DataFrame) -> pd.DataFrame:
@@ -508,7 +565,10 @@ def reliability(
             "seed": seed,
             "n_stimuli": n_stimuli,
         }
-        return LocalizerPower(_power_table(per_split), per_split, power_settings)
+        return LocalizerPower(
+            _power_table(per_split), per_split, power_settings,
+            record={"model": model_signature(model)},
+        )  # fmt: skip
     frame = split_half(values[conditions[0]], values[conditions[1]], **options)
     for i, (key, value) in enumerate(identity.items()):
         frame.insert(i, key, value)

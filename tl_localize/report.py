@@ -1,11 +1,16 @@
 """One self-contained HTML page from a folder of results.
 
 Every results folder below the given one (a folder with a ``record.json``, or with the
-tables and figures the commands write) becomes a section: what it found, in words (the
-record's summary), how it was made (the command, date, model and package versions; the
-whole record collapsed), its figures (PNG, embedded as data URIs), its tables (per-item
-tables collapsed), and its circuitsvis views. The page loads nothing from the network. A
-file that cannot be read is reported in its section and the rest is still rendered.
+tables and figures the commands write) becomes a section. The record's ``kind`` says what
+the folder holds: the loader registered for that kind
+(:data:`tl_localize.results.RESULT_KINDS`) reads the folder back, and the result's own card
+(its ``_repr_html_``: the facts, a figure, the finding in words) opens the section; then
+how it was made (the command, date, model and package versions; the whole record
+collapsed), its figures (PNG, embedded as data URIs), its tables (per-item tables
+collapsed), and its circuitsvis views. A folder whose record carries no kind (written by an
+older release) is said to be so, and its files are shown as they are. The page loads
+nothing from the network. A file that cannot be read is reported in its section and the
+rest is still rendered.
 
 The report treats a results folder as untrusted: every text it takes from one is escaped,
 figures must decode as PNG, and a saved view is rendered from its JSON manifest (component
@@ -26,7 +31,7 @@ import pandas as pd
 
 from .cards import computed_on
 from .errors import LocalizeError
-from .results import now
+from .results import RESULT_KINDS, folder_kind, load_result, now, read_record
 
 __all__ = [
     "build_report",
@@ -64,9 +69,9 @@ def find_results(folder: str | Path) -> list[Path]:
     for path in sorted([folder, *(p for p in folder.rglob("*") if p.is_dir())]):
         if any(part.startswith(".") for part in path.relative_to(folder).parts):
             continue
-        if any(study in path.parents for study in found if (study / "study.json").is_file()):
+        if any(study in path.parents for study in found if folder_kind(study) == "study"):
             continue  # a study is one section; its job folders are its own
-        if (path / "study.json").is_file() or any(
+        if folder_kind(path) == "study" or any(
             next(path.glob(pattern), None) for pattern in RESULT_FILES
         ):
             found.append(path)
@@ -74,17 +79,39 @@ def find_results(folder: str | Path) -> list[Path]:
 
 
 def _kind(folder: Path) -> str:
-    for name, kind in (
-        ("study.json", "study"),
-        ("attribution.csv", "attribution"),
-        ("ablation.csv", "ablation"),
-        ("alignment.csv", "brain alignment"),
-        ("power.csv", "localizer power"),
-        ("units.safetensors", "localization"),
-    ):
-        if (folder / name).exists():
-            return kind
-    return "results"
+    """What the folder holds, in words, from its record's kind."""
+    kind = folder_kind(folder)
+    if kind is not None:
+        return kind
+    return "no kind recorded" if (folder / "record.json").is_file() else "no record"
+
+
+def _card(folder: Path) -> tuple[str, bool]:
+    """The section's opening, from the record's kind: the result's own card, read back by
+    the loader registered for its kind; a note where the record has no kind or the kind no
+    loader. Returns the markup and whether a card was made."""
+    kind = folder_kind(folder)
+    if kind is None:
+        try:
+            read_record(folder)
+        except LocalizeError:  # no record, or a damaged one (its section says which)
+            return "", False
+        return (
+            '<p class="note">Its record.json carries no kind (written by an older '
+            "tl_localize), so which result it holds is not known and no card is shown; its "
+            "files follow as they are. Write the result again to see its card.</p>",
+            False,
+        )
+    if kind not in RESULT_KINDS:
+        return (
+            f'<p class="note">A {html.escape(kind)} has no card of its own; its files follow.</p>',
+            False,
+        )
+    try:
+        result = load_result(folder)  # the loader of its kind
+        return str(result._repr_html_()), True
+    except Exception as error:  # a damaged folder costs only its card
+        return _error(folder / "record.json", error), False
 
 
 def _error(path: Path, error: BaseException) -> str:
@@ -95,7 +122,7 @@ def _error(path: Path, error: BaseException) -> str:
     )
 
 
-def _record(path: Path) -> str:
+def _record(path: Path, *, lead: bool = True) -> str:
     record = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(record, dict):
         raise ValueError("record.json does not hold a JSON object")
@@ -116,9 +143,9 @@ def _record(path: Path) -> str:
     )
     full = html.escape(json.dumps(record, indent=2, default=str))
     summary = record.get("summary")
-    lead = f'<p class="summary">{html.escape(str(summary))}</p>' if summary else ""
+    shown = f'<p class="summary">{html.escape(str(summary))}</p>' if summary and lead else ""
     return (
-        f'{lead}<table class="meta">{rows}</table>'
+        f'{shown}<table class="meta">{rows}</table>'
         f"<details><summary>The whole record (record.json)</summary><pre>{full}</pre></details>"
     )
 
@@ -187,19 +214,11 @@ def _view(path: Path) -> str:
 
 def _section(root: Path, folder: Path, anchor: str) -> str:
     title = "." if folder == root else str(folder.relative_to(root))
-    parts = [f'<section id="{anchor}"><h2>{html.escape(title)} ({_kind(folder)})</h2>']
-    if (folder / "study.json").is_file():
-        from .study import StudyResult
-
-        try:
-            headline = StudyResult(folder).headline()
-            parts.append(
-                _frame_html(headline)
-                if not headline.empty
-                else '<p class="note">No verdict yet.</p>'
-            )
-        except Exception as error:  # a damaged study folder costs only its section
-            parts.append(_error(folder / "study.json", error))
+    kind = html.escape(_kind(folder))
+    parts = [f'<section id="{anchor}"><h2>{html.escape(title)} ({kind})</h2>']
+    card, carded = _card(folder)
+    parts.append(card)
+    if folder_kind(folder) == "study":
         parts.append(
             f'<p class="note">The whole study: <code>tl-localize study report '
             f"{html.escape(str(folder))}</code>.</p></section>"
@@ -208,7 +227,7 @@ def _section(root: Path, folder: Path, anchor: str) -> str:
     record = folder / "record.json"
     if record.exists():
         try:
-            parts.append(_record(record))
+            parts.append(_record(record, lead=not carded))
         except Exception as error:  # any damage to one file is reported, the rest rendered
             parts.append(_error(record, error))
     else:
@@ -374,7 +393,7 @@ def build_report(folder: str | Path, title: str | None = None) -> str:
     """The report page for the results at or below ``folder``, as one HTML string (a study
     folder gets :func:`build_study_report`'s page)."""
     root = Path(folder)
-    if (root / "study.json").is_file():
+    if folder_kind(root) == "study":
         return build_study_report(root, title)
     found = find_results(root)
     if not found:
@@ -386,7 +405,7 @@ def build_report(folder: str | Path, title: str | None = None) -> str:
     anchors = [f"r{i}" for i in range(len(found))]
     toc = "".join(
         f'<li><a href="#{a}">{html.escape("." if f == root else str(f.relative_to(root)))}</a>'
-        f" ({_kind(f)})</li>"
+        f" ({html.escape(_kind(f))})</li>"
         for a, f in zip(anchors, found, strict=True)
     )
     sections = "\n".join(_section(root, f, a) for f, a in zip(found, anchors, strict=True))

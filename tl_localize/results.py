@@ -38,13 +38,21 @@ from .errors import LocalizeError
 
 __all__ = [
     "FORMAT",
+    "RESULT_KINDS",
     "atomic_folder",
+    "base_record",
+    "check_kind",
     "check_location",
     "check_output",
+    "check_same_model",
+    "folder_kind",
     "is_results_folder",
+    "load_result",
     "now",
     "process_alive",
     "read_record",
+    "record_kind",
+    "result_class",
     "versions",
     "write_record",
 ]
@@ -56,6 +64,7 @@ RESULT_PATTERNS = (
     "*.csv",
     "*.png",
     "*.safetensors",
+    "*.npz",
     "*.html",
     "*.toml",
     "*.json",
@@ -90,6 +99,129 @@ def read_record(folder: str | Path, what: str = "a results folder") -> dict[str,
     if not isinstance(record, dict):
         raise LocalizeError(f"{path} holds a JSON {type(record).__name__}, not a record.")
     return record
+
+
+# The result types, by the kind their record.json carries: kind -> "module:class". Data, not
+# imports: this module sits below every result type, and each loader is imported on use.
+RESULT_KINDS = {
+    "localization": "tl_localize.localize:Localization",
+    "ablation": "tl_localize.compare:AblationComparison",
+    "brain alignment": "tl_localize.brain:BrainAlignment",
+    "attribution": "tl_localize.attribution:Attribution",
+    "attribution check": "tl_localize.attribution:AttributionCheck",
+    "localizer power": "tl_localize.reliability:LocalizerPower",
+    "study": "tl_localize.study.results:StudyResult",
+}
+STUDY_RECORD = "study.json"  # a study folder's own record, written when the study starts
+
+
+def record_kind(record: dict[str, Any]) -> str | None:
+    """The kind a record carries in its mark (``"tl_localize": {"kind": ...}``), or None for
+    a record written before records carried one."""
+    mark = record.get("tl_localize")
+    kind = mark.get("kind") if isinstance(mark, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+def folder_kind(folder: str | Path) -> str | None:
+    """The kind of results in ``folder``, read from its record: ``record.json``'s mark, or
+    ``"study"`` for a study folder (whose record is ``study.json``); None when the folder
+    has no record or its record carries no kind."""
+    folder = Path(folder)
+    if (folder / "record.json").is_file():
+        with contextlib.suppress(LocalizeError):
+            kind = record_kind(read_record(folder))
+            if kind is not None:
+                return kind
+    if (folder / STUDY_RECORD).is_file():
+        return "study"
+    return None
+
+
+def result_class(kind: str) -> type:
+    """The result type of ``kind`` (a key of :data:`RESULT_KINDS`), imported on use."""
+    import importlib
+
+    if kind not in RESULT_KINDS:
+        raise LocalizeError(
+            f"No result type is registered for the kind {kind!r}; the kinds with a loader are "
+            f"{sorted(RESULT_KINDS)}."
+        )
+    module, name = RESULT_KINDS[kind].split(":")
+    cls: type = getattr(importlib.import_module(module), name)
+    return cls
+
+
+def check_kind(
+    folder: str | Path, record: dict[str, Any], kind: str, *, required: bool = True
+) -> None:
+    """Refuse a record that is not of ``kind``: another kind names the loader that reads it;
+    a record without a kind (written before records carried one) is refused when
+    ``required`` (the result types that have always written theirs)."""
+    path = Path(folder) / "record.json"
+    found = record_kind(record)
+    if found == kind or (found is None and not required):
+        return
+    if found is None:
+        raise LocalizeError(
+            f"{path} carries no kind: it was written by an older tl_localize or by hand, and "
+            f"is not known to hold {_a(kind)}. Write the {kind} again with this version."
+        )
+    loader = RESULT_KINDS.get(found, "").replace(":", ".")
+    hint = f"load it with {loader}.load or tl_localize.results.load_result" if loader else (
+        "it has no loader of its own"
+    )  # fmt: skip
+    raise LocalizeError(f"{path} is the record of {_a(found)}, not of {_a(kind)}; {hint}.")
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
+
+
+def load_result(folder: str | Path, model: Any = None) -> Any:
+    """The result saved in ``folder``, restored by the loader of the kind its record names
+    (:data:`RESULT_KINDS`); with ``model``, a result made for another model is refused."""
+    folder = Path(folder)
+    kind = folder_kind(folder)
+    if kind is None:
+        read_record(folder)  # no folder, no record.json, or a damaged one: that error first
+        raise LocalizeError(
+            f"{folder / 'record.json'} carries no kind (written by an older tl_localize), so "
+            "which result it holds is unknown. Write the result again with this version."
+        )
+    if kind not in RESULT_KINDS:
+        raise LocalizeError(
+            f"{folder / 'record.json'} holds a {kind}, which has no loader (the kinds that "
+            f"load are {sorted(RESULT_KINDS)}); read its tables with pandas."
+        )
+    result: Any = result_class(kind).load(folder, model=model)  # type: ignore[attr-defined]
+    return result
+
+
+def base_record(record: dict[str, Any], config: dict[str, Any], summary: str) -> dict[str, Any]:
+    """A result's record as :func:`write_record` stores it: what the result carries, its
+    ``config``, its ``summary`` and the package ``versions`` (kept when already there)."""
+    return {**record, "config": config, "summary": summary,
+            "versions": record.get("versions") or versions()}  # fmt: skip
+
+
+def check_same_model(folder: str | Path, saved: Any, current: dict[str, Any]) -> None:
+    """Refuse a result whose record's model signature (``saved``) is not the signature of
+    the model it is loaded for (``current``, :func:`tl_localize.models.model_signature`):
+    name, shape and the weights' fingerprint must agree where the record has them."""
+    path = Path(folder) / "record.json"
+    if not isinstance(saved, dict) or not isinstance(saved.get("model"), str):
+        raise LocalizeError(
+            f"{path} names no model signature ('model'), so it cannot be checked against "
+            f"{current.get('model')!r}; load it without model=, or compute it again."
+        )
+    for key in ("model", "n_layers", "d_model", "fingerprint"):
+        if saved.get(key) is not None and saved.get(key) != current.get(key):
+            raise LocalizeError(
+                f"{path}: computed for model {saved['model']!r} ({key} {saved[key]!r}), not "
+                f"for this one ({key} {current.get(key)!r}); load it without model=, or "
+                "compute it again for this model."
+            )
 
 
 def _is_ours(record: dict[str, Any]) -> bool:
@@ -288,7 +420,7 @@ def atomic_folder(folder: str | Path, *, force: bool = False) -> Iterator[Path]:
 
 def versions() -> dict[str, str]:
     """Versions of Python and the packages that shape a result."""
-    from . import __version__  # the code that runs, even where the installed metadata is older
+    from ._version import __version__  # the code that runs, even where the metadata is older
 
     out = {"python": platform.python_version(), "tl_localize": __version__}
     for pkg in ("torch", "transformer-lens", "transformers", "numpy", "scipy"):

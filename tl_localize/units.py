@@ -129,9 +129,18 @@ class Units:
         )
 
     def _repr_html_(self) -> str:
-        from .cards import units_card
+        from .cards import busiest_layers, card, layer_ranges, layers_figure
 
-        return units_card(self)
+        counts = self.mask.sum(1).numpy()
+        facts = {
+            "model": self.model_name,
+            "site": self.site,
+            "units": f"{len(self):,} of {self.n_units:,} ({len(self) / self.n_units:.3%})",
+            "most in layers": layer_ranges(busiest_layers(counts)) if len(self) else "-",
+            "fingerprint": self.fingerprint,
+            "dtype": self.dtype,
+        }
+        return card("Units", facts, layers_figure(counts) if len(self) else "")
 
     def __eq__(self, other: object) -> bool:
         return (

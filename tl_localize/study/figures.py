@@ -16,18 +16,36 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from .results import StudyResult
+from ..options import HURTS, NO_EFFECT
+from .plan import Job
+from .spec import Study
 
-__all__ = ["all_figures"]
+__all__ = ["StudyTables", "all_figures"]
 
 
-def _blocked(result: StudyResult) -> dict[tuple[str, str], Any]:
+@runtime_checkable
+class StudyTables(Protocol):
+    """What the figures read of a study's results (a :class:`StudyResult` provides it):
+    the spec, the plan, the folder, the tables."""
+
+    study: Study
+    plan: list[Job]
+    out: Path
+
+    def frame(self) -> pd.DataFrame: ...
+
+    def dissociation(self) -> pd.DataFrame: ...
+
+    def localization(self, model: str, network: str) -> Any: ...
+
+
+def _blocked(result: StudyTables) -> dict[tuple[str, str], Any]:
     """(model, task) -> its :func:`task_states` row, for the tasks at chance or at ceiling."""
     from ..compare import BLOCKED, task_states
 
@@ -37,7 +55,7 @@ def _blocked(result: StudyResult) -> dict[tuple[str, str], Any]:
     return {(r.model, r.task): r for r in states.itertuples() if r.state in BLOCKED}
 
 
-def _ablation_rows(result: StudyResult) -> pd.DataFrame:
+def _ablation_rows(result: StudyTables) -> pd.DataFrame:
     frame = result.frame()
     data = frame[(frame["set"] != "intact") & ~frame["task"].astype(str).str.startswith("brain:")]
     if data.empty:
@@ -55,7 +73,7 @@ def _ablation_rows(result: StudyResult) -> pd.DataFrame:
     return data
 
 
-def ablation_figure(result: StudyResult) -> Any:
+def ablation_figure(result: StudyTables) -> Any:
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -84,7 +102,7 @@ def ablation_figure(result: StudyResult) -> Any:
     return grid.figure
 
 
-def depth_figure(result: StudyResult) -> Any:
+def depth_figure(result: StudyTables) -> Any:
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -114,11 +132,9 @@ def depth_figure(result: StudyResult) -> Any:
     return grid.figure
 
 
-def dissociation_figure(result: StudyResult) -> Any:
+def dissociation_figure(result: StudyTables) -> Any:
     import matplotlib.pyplot as plt
     import seaborn as sns
-
-    from .results import HURTS
 
     cells = result.dissociation()
     if cells.empty:
@@ -127,7 +143,7 @@ def dissociation_figure(result: StudyResult) -> Any:
     fig, axes = plt.subplots(1, len(models), figsize=(4.8 * len(models), 3.4), squeeze=False)
     for ax, model in zip(axes[0], models, strict=True):
         part = cells[cells["model"] == model].copy()
-        blocked = ~part["verdict"].isin([HURTS, "no specific effect"])
+        blocked = ~part["verdict"].isin([HURTS, NO_EFFECT])
         part["shown"] = part["selected_change_pct"].mask(blocked)
         part["label"] = [
             verdict if hide else f"{change:+.0f}%" + ("\nhurts" if verdict == HURTS else "")
@@ -162,7 +178,7 @@ def dissociation_figure(result: StudyResult) -> Any:
     return fig
 
 
-def brain_figure(result: StudyResult) -> Any:
+def brain_figure(result: StudyTables) -> Any:
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -182,7 +198,7 @@ def brain_figure(result: StudyResult) -> Any:
     return grid.figure
 
 
-def sweep_figure(result: StudyResult) -> Any:
+def sweep_figure(result: StudyTables) -> Any:
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -208,7 +224,7 @@ def sweep_figure(result: StudyResult) -> Any:
     return grid.figure
 
 
-def all_figures(result: StudyResult) -> dict[str, Any]:
+def all_figures(result: StudyTables) -> dict[str, Any]:
     """Every figure that the study's results allow, by name."""
     made = {
         "ablation": ablation_figure(result),

@@ -14,8 +14,17 @@ import numpy as np
 import pandas as pd
 
 from ..errors import LocalizeError
-from ..options import BLOCKED
-from ..results import process_alive, read_record
+from ..options import BLOCKED, HURTS, NO_EFFECT
+from ..results import (
+    atomic_folder,
+    check_kind,
+    check_same_model,
+    now,
+    process_alive,
+    read_record,
+    versions,
+    write_record,
+)
 from ..tasks import TASKS
 from .folder import StudyFolder
 from .folder import read_json as _read_json
@@ -32,6 +41,7 @@ __all__ = [
     "study_status",
 ]
 
+KIND = "study"  # the kind its record.json carries
 TABLES_KEY = "tables.json"  # the key of the tables last written (StudyResult.tables_key)
 
 COLUMNS = [
@@ -40,7 +50,6 @@ COLUMNS = [
     "change_pct", "change_low", "change_high", "p_vs_intact", "p_vs_selected", "n_units",
     "n_high_magnitude",
 ]  # fmt: skip
-HURTS, NO_EFFECT = "hurts", "no specific effect"  # a dissociation cell's verdicts
 
 
 class StudyResult:
@@ -251,12 +260,13 @@ class StudyResult:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def write_tables(self) -> bool:
-        """``results.csv``, ``verdicts.csv`` and ``failures.csv`` in the study folder (and
-        ``lineage.csv`` and ``lineage_effects.csv`` for a study over checkpoints); tables
+        """``results.csv``, ``verdicts.csv``, ``failures.csv`` and ``record.json``
+        (:meth:`write_record`) in the study folder (and ``lineage.csv`` and
+        ``lineage_effects.csv`` for a study over checkpoints); tables
         made from the same jobs and spec (:meth:`tables_key`, kept in ``tables.json``) are
         left as they are. Returns whether they were written."""
         key = self.tables_key()
-        names = ("results.csv", "verdicts.csv", "failures.csv")
+        names = ("results.csv", "verdicts.csv", "failures.csv", "record.json")
         if _read_json(self.out / TABLES_KEY) == {"key": key} and all(
             (self.out / name).is_file() for name in names
         ):
@@ -267,6 +277,7 @@ class StudyResult:
         if self.lineages():
             self.lineage().to_csv(self.out / "lineage.csv", index=False)
             self.lineage_effects().to_csv(self.out / "lineage_effects.csv", index=False)
+        self.write_record()
         _write_json(self.out / TABLES_KEY, {"key": key})
         return True
 
@@ -294,6 +305,141 @@ class StudyResult:
         from ..localize import Localization
 
         return Localization.load(self.out / "jobs" / model / f"localize-{network}")
+
+    # -- the result protocol -------------------------------------------------------------------
+    def to_frame(self) -> pd.DataFrame:
+        """The whole table (:meth:`frame`)."""
+        return self.frame()
+
+    def summary(self) -> str:
+        """The study in words: its jobs, and per model, network and task of the headline
+        whether the effect of ablating the network holds against every control kind, with
+        the change and the adjusted p (or that the task is at chance or at ceiling)."""
+        counts = self.status()["status"].value_counts().to_dict()
+        jobs = ", ".join(f"{n} {state}" for state, n in counts.items())
+        text = f"The study {self.study.name!r} has {len(self.plan)} jobs ({jobs})."
+        headline = self.headline()
+        if headline.empty:
+            return text + " No ablation verdict yet (no finished evaluation)."
+        findings = []
+        for row in headline.to_dict("records"):
+            found = f"{row['model']}, {row['network']} units on {row['task']}: {row['effect']}"
+            if row["effect"] not in BLOCKED:
+                found += (
+                    f" ({row['selected_change_pct']:+.1f}% vs intact, adjusted p "
+                    f"{row['p_adjusted']:.2g})"
+                )
+            findings.append(found)
+        adjust = f" after {self.study.adjust} adjustment" if self.study.adjust != "none" else ""
+        return (
+            f"{text} Against every control kind{adjust} over the study's "
+            f"{int(headline['n_comparisons'].iloc[0])} comparisons: " + "; ".join(findings) + "."
+        )
+
+    def plot(self) -> Any:
+        """The study's first figure (the ablation figure when there is one); every figure is
+        in :meth:`figures`."""
+        figures = self.figures()
+        if not figures:
+            raise LocalizeError(
+                f"{self.out}: no job has finished, so there is no figure yet; run the study "
+                "(tl-localize study run) first."
+            )
+        return figures.get("ablation", next(iter(figures.values())))
+
+    def _repr_html_(self) -> str:
+        """The card: the study's name, models, networks, tasks, jobs, the headline table and
+        the summary."""
+        from ..cards import card, frame_html
+
+        counts = self.status()["status"].value_counts().to_dict()
+        facts = {
+            "study": self.study.name,
+            "models": ", ".join(m.label for m in self.study.models),
+            "networks": ", ".join(n.name for n in self.study.networks),
+            "tasks": ", ".join(self.study.tasks),
+            "jobs": ", ".join(f"{n} {state}" for state, n in counts.items()),
+            "folder": str(self.out),
+        }
+        headline = self.headline()
+        return card(
+            "Study", facts, frame_html(headline) if not headline.empty else "", self.summary()
+        )
+
+    def model_signatures(self) -> dict[str, Any]:
+        """Each model's signature (name, shapes, weights' fingerprint), read from its
+        finished localizations' records: label -> signature."""
+        found: dict[str, Any] = {}
+        for job in self.plan:
+            if job.kind == "localize" and job.model not in found and finished(job, self.out):
+                signature = read_record(job.folder(self.out)).get("model")
+                if isinstance(signature, dict):
+                    found[job.model] = signature
+        return found
+
+    def write_record(self) -> Path:
+        """``record.json`` in the study folder: kind ``study``, the spec as ``config``, the
+        models' signatures, the summary and the package versions."""
+        record = {
+            "created": now(),
+            "config": self.study.to_dict(),
+            "models": self.model_signatures(),
+            "summary": self.summary(),
+            "versions": versions(),
+        }
+        return write_record(self.out, record, KIND)
+
+    def save(self, folder: str | Path, *, force: bool = False) -> Path:
+        """Copy the study folder (spec, plan, job states and every job's results) to
+        ``folder``, atomically, with its tables and ``record.json``; the copy loads with
+        :meth:`load` and reads as the original. An existing ``folder`` is replaced only with
+        ``force=True`` (:func:`tl_localize.results.atomic_folder`)."""
+        import shutil
+
+        with atomic_folder(folder, force=force) as tmp:
+            for entry in sorted(self.out.iterdir()):
+                if entry.name.startswith(".") or entry.name in ("record.json", "report.html"):
+                    continue
+                if entry.is_dir():
+                    shutil.copytree(entry, tmp / entry.name, symlinks=True)
+                else:
+                    shutil.copy2(entry, tmp / entry.name)
+            copy = StudyResult(tmp)
+            copy.write_tables()
+            copy.write_record()
+        return Path(folder)
+
+    @classmethod
+    def load(cls, folder: str | Path, model: Any = None) -> StudyResult:
+        """The study in ``folder`` (a study folder, or a copy :meth:`save` wrote); a
+        ``record.json`` there must be a study's. With ``model``, refuse a study that holds
+        no model of that signature."""
+        folder = Path(folder)
+        if (folder / "record.json").is_file():
+            check_kind(folder, read_record(folder, "a study folder"), KIND)
+        if not (folder / "study.json").is_file():
+            raise LocalizeError(
+                f"{folder} holds no study.json: not a study folder. Run a study into it "
+                "(tl-localize study run SPEC --out FOLDER), or name the study's folder."
+            )
+        result = cls(folder)
+        if model is not None:
+            from ..models import model_signature
+
+            current = model_signature(model)
+            signatures = result.model_signatures()
+            for signature in signatures.values():
+                try:
+                    check_same_model(folder, signature, current)
+                    return result
+                except LocalizeError:
+                    continue
+            raise LocalizeError(
+                f"{folder}: the study holds no model with the signature of "
+                f"{current['model']!r} (its models: {sorted(signatures) or 'none finished'}); "
+                "load it without model=."
+            )
+        return result
 
     # -- checkpoints ---------------------------------------------------------------------------
     def lineages(self) -> dict[str, list[str]]:

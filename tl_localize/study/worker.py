@@ -236,9 +236,8 @@ class ModelRunner:
             self.model, loc, data, n_random=brain.n_random, match=brain.match, folds=brain.folds,
             seed=brain.seed, features=self._features[key], progress=False,
         )  # fmt: skip
-        with atomic_folder(job.folder(self.out), force=True) as tmp:
-            result.save(tmp)
-            write_record(tmp, self._record(job, summary=result.summary()), "brain alignment")
+        result.record.update(self._record(job))
+        result.save(job.folder(self.out), force=True)
         return {"value": float(result.table["r"].iloc[0])}
 
     def _run_attribution(self, job: Job) -> dict[str, Any]:
