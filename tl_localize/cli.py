@@ -31,7 +31,7 @@ import shlex
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
@@ -70,6 +70,32 @@ def _split(text: str | None) -> list[str]:
 def _count(name: str, value: int | None, low: int) -> None:
     if value is not None:
         check_int(name, value, low)
+
+
+def _option(name: str) -> str:
+    """A config field's option: ``n_random`` is ``--n-random``."""
+    return "--" + name.replace("_", "-")
+
+
+@contextlib.contextmanager
+def _options_named() -> Iterator[None]:
+    """A config's error about a field, said about the option that set it."""
+    try:
+        yield
+    except LocalizeError as error:
+        name = getattr(error, "field", None)
+        if name is None:
+            raise
+        raise LocalizeError(f"{_option(name)}: {error}") from None
+
+
+def _config(cls: type, args: argparse.Namespace, **given: Any) -> Any:
+    """The config ``cls`` from the options of its fields (and ``given``), checked."""
+    from dataclasses import fields
+
+    values = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+    with _options_named():
+        return cls(**{**values, **given})
 
 
 def _max_memory(text: str | None) -> dict[Any, str] | None:
@@ -162,7 +188,8 @@ def _contrast(args: argparse.Namespace) -> Any:
 
 
 def _cmd_localize(args: argparse.Namespace) -> int:
-    from .localize import _resolve_config, _split, localize
+    from .config import resolve_config
+    from .localize import holdout_split, localize
     from .results import check_output
 
     check_output(args.out, force=args.force)
@@ -175,15 +202,17 @@ def _cmd_localize(args: argparse.Namespace) -> int:
         "selection": args.selection,
         "batch_size": args.batch_size,
         "truncate": args.truncate,
+        "prepend_bos": args.prepend_bos,
         "absolute": False if args.signed else None,
         "holdout": args.holdout,
         "seed": args.seed,
         "n_permutations": args.n_permutations,
     }
-    config = _resolve_config(args.preset, contrast.pooling, **settings)  # every setting
+    with _options_named():
+        config = resolve_config(args.preset, contrast.pooling, **settings)  # every setting
     if config.holdout is not None:  # each condition must leave enough texts on both sides
         for cond in (contrast.positive_condition, contrast.negative_condition):
-            _split(len(contrast.conditions[cond]), config.holdout, random.Random(0), cond)
+            holdout_split(len(contrast.conditions[cond]), config.holdout, random.Random(0), cond)
     start = time.perf_counter()
     model = _model(args)
     load_s = time.perf_counter() - start
@@ -202,9 +231,9 @@ def _cmd_localize(args: argparse.Namespace) -> int:
 
 # -- reliability ------------------------------------------------------------------------
 def _cmd_reliability(args: argparse.Namespace) -> int:
-    from .localize import _resolve_config, significance
+    from .config import ReliabilityConfig, resolve_config
     from .models import model_signature
-    from .reliability import _check_sizes, reliability
+    from .reliability import check_sizes, reliability
     from .results import atomic_folder, check_output, now, versions, write_record
 
     check_output(args.out, force=args.force)
@@ -215,16 +244,12 @@ def _cmd_reliability(args: argparse.Namespace) -> int:
         "selection": args.selection,
         "batch_size": args.batch_size,
         "truncate": args.truncate,
+        "prepend_bos": args.prepend_bos,
         "absolute": False if args.signed else None,
     }
-    config = _resolve_config(args.preset, contrast.pooling, top=args.top, **settings)
-    if significance(config.top or 0.01) is not None:
-        raise LocalizeError(
-            f"--top {args.top}: the two sets are compared by their top units; give a fraction "
-            "or a count."
-        )
-    _count("--n-splits", args.n_splits, 2)
-    _count("--seed", args.seed, 0)
+    with _options_named():
+        resolve_config(args.preset, contrast.pooling, top=args.top, **settings)
+    _config(ReliabilityConfig, args, sizes="auto")  # --top, --n-splits, --seed
     sizes: list[int] | str = args.sizes.strip()
     if sizes != "auto":
         try:
@@ -236,7 +261,7 @@ def _cmd_reliability(args: argparse.Namespace) -> int:
             ) from None
     conditions = (contrast.positive_condition, contrast.negative_condition)
     try:
-        _check_sizes(sizes, min(len(contrast.conditions[c]) for c in conditions))
+        check_sizes(sizes, min(len(contrast.conditions[c]) for c in conditions))
     except LocalizeError as error:
         raise LocalizeError(f"--sizes: {error}") from None
     start = time.perf_counter()
@@ -282,11 +307,11 @@ def _reference_texts(spec: str) -> list[str]:
 def _cmd_ablate(args: argparse.Namespace) -> int:
     from .ablation import generation_sample, unit_means
     from .compare import compare_ablation
+    from .config import AblationConfig
     from .contrast import BUILTINS
     from .localize import resolve_top
     from .results import atomic_folder, check_output, write_record
     from .tasks import prepare_tasks
-    from .units import check_matches
 
     check_output(args.out, force=args.force)
     tasks = _split(args.tasks)
@@ -298,23 +323,10 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         "n_per_paradigm": args.n_per_paradigm,
         "texts": args.perplexity,
     }
-    _count("--n-per-paradigm", args.n_per_paradigm, 1)
+    config = _config(AblationConfig, args)
     prepared = prepare_tasks(tasks, **options)  # reads and checks every task file
-    matches = check_matches(_split(args.match)) if args.n_random else []
-    _count("--n-random", args.n_random, 0)
-    _count("--n-boot", args.n_boot, 100)
-    _count("--seed", args.seed, 0)
-    fractions = None
-    if args.fractions:
-        try:
-            fractions = [float(f) for f in _split(args.fractions)]
-        except ValueError:
-            raise LocalizeError(
-                f"--fractions {args.fractions!r}: give fractions such as 0.005,0.01."
-            ) from None
-        bad = [f for f in fractions if not 0 < f <= 1]
-        if bad:
-            raise LocalizeError(f"--fractions: {bad[0]} is not a fraction in (0, 1].")
+    matches = list(config.match) if config.n_random else []
+    fractions = list(config.fractions) if config.fractions else None
     loc = _load_units(args.units)
     for fraction in fractions or []:  # each fraction must select at least one unit
         n_units = loc.units.n_units if loc.config.selection == "global" else loc.units.width
@@ -344,16 +356,10 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         model,
         loc,
         [p.task for p in prepared],
-        n_random=args.n_random,
-        match=matches or "uniform",
-        method=args.method,
+        **{**config.to_dict(), "match": matches or "uniform", "fractions": fractions},
         means=means,
         reference=reference if args.method == "resample" else None,
-        fractions=fractions,
         options=options,
-        n_boot=args.n_boot,
-        seed=args.seed,
-        adjust=args.adjust,
         progress=not args.quiet,
     )
     seconds = time.perf_counter() - start
@@ -370,9 +376,9 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         if sample is not None:
             sample.to_csv(tmp / "generation.csv", index=False)
         record = _record(
-            args, loc, result, {"compare_s": seconds}, tasks=tasks, n_random=args.n_random,
-            match=matches, method=args.method, reference=reference_spec, fractions=fractions,
-            n_boot=args.n_boot, seed=args.seed, adjust=args.adjust,
+            args, loc, result, {"compare_s": seconds}, tasks=tasks,
+            **{**config.to_dict(), "match": matches, "fractions": fractions},
+            reference=reference_spec,
         )  # fmt: skip
         write_record(tmp, record, "ablation")
     print(result.summary())
@@ -386,19 +392,16 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
 def _cmd_brain(args: argparse.Namespace) -> int:
     from .brain import (
         BrainData,
-        _check_folds,
         brain_alignment,
+        check_folds,
         layer_alignment,
         plot_layer_alignment,
     )
+    from .config import BrainConfig
     from .results import atomic_folder, check_output, write_record
-    from .units import check_matches
 
     check_output(args.out, force=args.force)
-    _count("--folds", args.folds, 2)
-    _count("--n-random", args.n_random, 0)
-    _count("--seed", args.seed, 0)
-    matches = check_matches(_split(args.match))
+    config = _config(BrainConfig, args)
     data = BrainData.from_csv(
         args.data,
         sentence=args.sentence_column,
@@ -411,20 +414,19 @@ def _cmd_brain(args: argparse.Namespace) -> int:
             f"{args.data}: {len(data)} sentences cannot be split into {args.folds} folds; use "
             f"--folds {len(data)} or fewer."
         )
-    _check_folds(data, args.folds)  # groups too
+    check_folds(data, args.folds)  # groups too
     loc = _load_units(args.units)
     model = _model(args)
     loc.units.check_model(model)
     start = time.perf_counter()
-    result = brain_alignment(
-        model, loc, data, n_random=args.n_random, match=matches, folds=args.folds,
-        seed=args.seed, progress=not args.quiet,
-    )  # fmt: skip
+    result = brain_alignment(model, loc, data, **config.to_dict(), progress=not args.quiet)
     layers = None
     if args.layers:
         layers = layer_alignment(
-            model, data, site=loc.units.site, pooling=loc.record["contrast"]["pooling"],
-            folds=args.folds, seed=args.seed, progress=not args.quiet,
+            model, data, site=loc.units.site,
+            pooling=config.pooling or loc.record["contrast"]["pooling"], folds=config.folds,
+            seed=config.seed, n_boot=config.n_boot,
+            batch_size=config.batch_size, progress=not args.quiet,
         )  # fmt: skip
     seconds = time.perf_counter() - start
     with atomic_folder(args.out, force=args.force) as tmp:
@@ -444,7 +446,7 @@ def _cmd_brain(args: argparse.Namespace) -> int:
         }
         record = _record(
             args, loc, result, {"alignment_s": seconds}, data=data_record,
-            n_random=args.n_random, match=matches, folds=args.folds, seed=args.seed,
+            **{**config.to_dict(), "match": list(config.match)},
         )  # fmt: skip
         write_record(tmp, record, "brain alignment")
     print(result.summary())
@@ -456,7 +458,8 @@ def _cmd_brain(args: argparse.Namespace) -> int:
 def _cmd_attribute(args: argparse.Namespace) -> int:
     import matplotlib.pyplot as plt
 
-    from .attribution import check_attribution, plot_check, unit_attribution
+    from .attribution import SCORES, check_attribution, plot_check, unit_attribution
+    from .config import AttributionConfig
     from .contrast import BUILTINS, Contrast
     from .data.pairs import read_pairs
     from .join import join, join_summary, plot_join, plot_join_layers
@@ -465,12 +468,7 @@ def _cmd_attribute(args: argparse.Namespace) -> int:
     from .views import head_attention_view, head_writes, top_stimuli_view
 
     check_output(args.out, force=args.force)
-    _count("--n-items", args.n_items, 1)
-    _count("--check-items", args.check_items, 1)
-    if args.check not in (0, None) and args.check < 2:
-        raise LocalizeError(f"--check must be 0 (no check) or at least 2 units, got {args.check}.")
-    from .attribution import SCORES
-
+    config = _config(AttributionConfig, args)
     if args.score not in SCORES:
         raise LocalizeError(f"--score {args.score!r}: use one of {list(SCORES)}.")
     if args.pairs:
@@ -482,15 +480,14 @@ def _cmd_attribute(args: argparse.Namespace) -> int:
     model = _model(args)
     loc.units.check_model(model)
     site = loc.units.site
-    att = unit_attribution(
-        model, site, task, n_items=args.n_items, unaligned=args.unaligned, blimp=args.blimp,
-        progress=not args.quiet,
-    )  # fmt: skip
+    common = {"unaligned": config.unaligned, "blimp": args.blimp, "seed": config.seed,
+              "batch_size": config.batch_size, "progress": not args.quiet}  # fmt: skip
+    att = unit_attribution(model, site, task, n_items=config.n_items, **common)
     check = None
-    if args.check:
+    if config.check_units:
         check = check_attribution(
-            model, site, task, n_units=args.check, n_items=args.check_items,
-            unaligned=args.unaligned, blimp=args.blimp, progress=not args.quiet,
+            model, site, task, kind=config.check_kind, n_units=config.check_units,
+            n_items=config.check_items, **common,
         )  # fmt: skip
     frame = join(loc, att, check)
     summary = join_summary(frame, score=args.score)
@@ -826,9 +823,86 @@ def _untrained_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _names(text: str) -> tuple[str, ...]:
+    """A comma list of names (``--match uniform,magnitude``)."""
+    return tuple(_split(text))
+
+
+def _numbers(text: str) -> tuple[float, ...]:
+    """A comma list of numbers (``--fractions 0.005,0.01``)."""
+    try:
+        return tuple(float(part) for part in _split(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma list of numbers such as 0.005,0.01"
+        ) from None
+
+
+_KINDS: dict[str, Callable[[str], Any]] = {
+    "int": int, "float": float, "str": str, "list": _names, "floats": _numbers,
+}  # fmt: skip
+
+
+def _shown(value: Any) -> str:
+    """A default as one writes it on the command line."""
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _settings(
+    parser: argparse.ArgumentParser,
+    cls: type,
+    names: Sequence[str] | None = None,
+    *,
+    unset: bool = False,
+    aliases: dict[str, tuple[str, ...]] | None = None,
+) -> None:
+    """One option per field of the config ``cls`` (those in ``names``, in the config's
+    order): ``--n-random`` for ``n_random``, with the field's help and default. ``unset``:
+    the option defaults to None, so that a preset can tell a setting given from one left
+    out (the help still says the default); ``aliases``: other spellings of an option."""
+    from dataclasses import fields
+
+    for spec in fields(cls):
+        if names is not None and spec.name not in names:
+            continue
+        kind, default = spec.metadata.get("kind"), spec.default
+        text = str(spec.metadata["help"]).replace("%", "%%")
+        if default is not None and "default" not in text:
+            text += f" (default {_shown(default)})"
+        options = [_option(spec.name), *(aliases or {}).get(spec.name, ())]
+        if kind is None:  # a flag: --include-all / --no-include-all
+            parser.add_argument(
+                *options, action=argparse.BooleanOptionalAction,
+                default=None if unset else default, help=text,
+            )  # fmt: skip
+            continue
+        choices = spec.metadata.get("choices") if kind == "str" else None
+        parser.add_argument(
+            *options, type=_KINDS[kind], default=None if unset else default,
+            choices=list(choices) if choices else None, help=text,
+        )  # fmt: skip
+
+
+# the localizer's settings each localizing command offers (the config's order)
+LOCALIZE_SETTINGS = (
+    "site", "top", "band", "pooling", "absolute", "selection", "truncate", "prepend_bos",
+    "batch_size", "holdout", "seed", "n_permutations", "preset",
+)  # fmt: skip
+RELIABILITY_LOCALIZE = (
+    "site", "pooling", "absolute", "selection", "truncate", "prepend_bos", "batch_size", "preset",
+)  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from .options import PRESETS  # light modules: no model code until a command runs
-    from .sites import SITES
+    from .config import (  # light modules: no model code until a command runs
+        AblationConfig,
+        AttributionConfig,
+        BrainConfig,
+        LocalizeConfig,
+        ReliabilityConfig,
+    )
     from .tasks import TASKS, attributable
 
     parser = _Parser(prog="tl-localize", description="Functional localizers for language models.")
@@ -844,31 +918,11 @@ def build_parser() -> argparse.ArgumentParser:
     loc.add_argument("--condition-column", default="condition")
     loc.add_argument("--positive", default=None, help="positive condition (CSV contrasts)")
     loc.add_argument("--negative", default=None, help="negative condition (CSV contrasts)")
-    loc.add_argument(
-        "--top",
-        default=None,
-        help="a fraction in (0, 1] ('1%%', 0.01; 1.0 is all units), a count (172), or "
-        "fdr:0.05 / perm:0.05 (default 1%%)",
-    )
-    loc.add_argument(
-        "--band",
-        default=None,
-        help="instead of --top, a band of the selectivity ranking from the most selective "
-        "(0) to the least (1): 80-90%% or 0.8-0.9; 99-100%% is the least selective 1%%",
-    )
-    loc.add_argument("--site", default=None, choices=sorted(SITES))
-    loc.add_argument("--pooling", default=None, choices=["last", "mean"])
-    loc.add_argument("--selection", default=None, choices=["global", "per_layer"])
-    loc.add_argument("--preset", default=None, choices=sorted(PRESETS))
-    loc.add_argument("--batch-size", type=int, default=None)
-    loc.add_argument("--truncate", type=int, default=None)
-    loc.add_argument("--holdout", type=float, default=None, help="held-out share, e.g. 0.5")
-    loc.add_argument("--seed", type=int, default=None)
-    loc.add_argument("--n-permutations", type=int, default=None)
+    _settings(loc, LocalizeConfig, [n for n in LOCALIZE_SETTINGS if n != "absolute"], unset=True)
     loc.add_argument(
         "--signed",
         action="store_true",
-        help="t-test on signed activations instead of absolute ones",
+        help="t-test on signed activations instead of absolute ones (absolute=False)",
     )
     _common(loc)
     loc.set_defaults(func=_cmd_localize)
@@ -882,40 +936,31 @@ def build_parser() -> argparse.ArgumentParser:
     rel.add_argument("--condition-column", default="condition")
     rel.add_argument("--positive", default=None, help="positive condition (CSV contrasts)")
     rel.add_argument("--negative", default=None, help="negative condition (CSV contrasts)")
-    rel.add_argument("--top", default="1%", help="each set's selection: a fraction or a count")
+    _settings(rel, ReliabilityConfig, ["top", "n_splits", "seed"])
     rel.add_argument(
         "--sizes",
         default="auto",
         help="stimuli per condition in each of the two disjoint sets, a comma list such as "
-        "10,20,40; auto: 5, 10, 20, ... up to half of the smaller condition",
+        "10,20,40; auto: 5, 10, 20, ... up to half of the smaller condition (default auto: "
+        "this command measures the localizer's power)",
     )
-    rel.add_argument("--n-splits", type=int, default=20, help="random splits per size")
-    rel.add_argument("--seed", type=int, default=0)
-    rel.add_argument("--site", default=None, choices=sorted(SITES))
-    rel.add_argument("--pooling", default=None, choices=["last", "mean"])
-    rel.add_argument("--selection", default=None, choices=["global", "per_layer"])
-    rel.add_argument("--preset", default=None, choices=sorted(PRESETS))
-    rel.add_argument("--batch-size", type=int, default=None)
-    rel.add_argument("--truncate", type=int, default=None)
+    reliability_settings = [n for n in RELIABILITY_LOCALIZE if n != "absolute"]
+    _settings(rel, LocalizeConfig, reliability_settings, unset=True)
     rel.add_argument("--signed", action="store_true", help="t-test on signed activations")
     _common(rel)
     rel.set_defaults(func=_cmd_reliability)
 
-    abl = sub.add_parser("ablate", help="ablate localized units and random controls")
+    abl = sub.add_parser(
+        "compare-ablation",
+        aliases=["ablate"],
+        help="ablate localized units and random controls (alias: ablate)",
+    )
     abl.add_argument("--units", required=True, help="a folder written by 'localize'")
     abl.add_argument("--tasks", default="builtin", help=f"comma list of {sorted(TASKS)}")
     abl.add_argument("--blimp", default=None, help="folder of BLiMP .jsonl files")
     abl.add_argument("--syntaxgym", default=None, help="SyntaxGym suite file or folder")
     abl.add_argument("--perplexity", default=None, help="text file for the perplexity task")
-    abl.add_argument(
-        "--n-per-paradigm",
-        type=int,
-        default=None,
-        help="first N items of each BLiMP / built-in paradigm (arithmetic: per level)",
-    )
-    abl.add_argument("--n-random", type=int, default=3)
-    abl.add_argument("--match", default="uniform,magnitude", help="control kinds, comma list")
-    abl.add_argument("--method", default="zero", choices=["zero", "mean", "resample"])
+    _settings(abl, AblationConfig)
     abl.add_argument(
         "--reference",
         default=None,
@@ -923,46 +968,35 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the localization's contrast when built in, else language)",
     )
     abl.add_argument("--means-from", default=None, help=argparse.SUPPRESS)
-    abl.add_argument("--fractions", default=None, help="e.g. 0.00125,0.0025,0.005,0.01")
-    abl.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
-    abl.add_argument("--seed", type=int, default=0)
-    abl.add_argument(
-        "--adjust",
-        default="holm",
-        choices=["holm", "fdr_bh", "none"],
-        help="adjust the verdicts' p-values over the comparisons made (default holm)",
-    )
     _common(abl)
     abl.set_defaults(func=_cmd_ablate)
 
-    brain = sub.add_parser("brain", help="encoding of fMRI responses by the localized units")
+    brain = sub.add_parser(
+        "brain-alignment",
+        aliases=["brain"],
+        help="encoding of fMRI responses by the localized units (alias: brain)",
+    )
     brain.add_argument("--units", required=True, help="a folder written by 'localize'")
     brain.add_argument("--data", required=True, help="CSV with sentences and responses")
     brain.add_argument("--sentence-column", default="Sentence")
     brain.add_argument("--response-column", default="EffectSize", help="one or a comma list")
     brain.add_argument("--group-column", default=None, help="keep each group in one fold")
     brain.add_argument("--dropna", action="store_true", help="drop rows with missing values")
-    brain.add_argument("--n-random", type=int, default=3)
-    brain.add_argument("--match", default="uniform,magnitude", help="control kinds, comma list")
-    brain.add_argument("--folds", type=int, default=10)
-    brain.add_argument("--seed", type=int, default=0)
+    _settings(brain, BrainConfig)
     brain.add_argument("--layers", action="store_true", help="also score each layer's units")
     _common(brain)
     brain.set_defaults(func=_cmd_brain)
 
     att = sub.add_parser(
-        "attribute", help="attribution patching per unit, joined with a localization"
+        "unit-attribution",
+        aliases=["attribute"],
+        help="attribution patching per unit, joined with a localization (alias: attribute)",
     )
     att.add_argument("--units", required=True, help="a folder written by 'localize'")
     att.add_argument("--task", default="builtin", choices=attributable())
     att.add_argument("--blimp", default=None, help="folder of BLiMP .jsonl files")
     att.add_argument("--pairs", default=None, help="a .csv or .jsonl of minimal pairs instead")
-    att.add_argument("--n-items", type=int, default=None, help="a random sample of N pairs")
-    att.add_argument("--unaligned", default=None, choices=["error", "drop"])
-    att.add_argument(
-        "--check", type=int, default=20, help="units to check by real patching (0: none)"
-    )
-    att.add_argument("--check-items", type=int, default=24)
+    _settings(att, AttributionConfig, aliases={"check_units": ("--check",)})
     att.add_argument("--score", default="patch_abs", help="attribution score to compare")
     att.add_argument("--views", action="store_true", help="also write circuitsvis views")
     _common(att)
@@ -1005,7 +1039,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     tasks = sub.add_parser("tasks", help="list the registered tasks")
     tasks.set_defaults(func=_cmd_tasks)
-    for command in [*sub.choices.values(), *study_sub.choices.values()]:
+    commands = {id(c): c for c in [*sub.choices.values(), *study_sub.choices.values()]}
+    for command in commands.values():  # an alias names the same parser
         if command is not study:  # every command (the study group's own are its commands)
             _output_flags(command)
     return parser

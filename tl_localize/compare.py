@@ -33,8 +33,9 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ._compat import warn_deprecated
-from .ablation import METHODS, ResamplePool, ablation_hooks, high_magnitude_units, resample_pool
-from .errors import LocalizeError, check_int
+from .ablation import ResamplePool, ablation_hooks, high_magnitude_units, resample_pool
+from .config import AblationConfig
+from .errors import LocalizeError
 from .localize import Localization, parse_top, select_top
 from .options import BLOCKED
 from .protocol import Model
@@ -47,7 +48,7 @@ from .stats import (
     percentile_interval,
 )
 from .tasks import PreparedTask, Task, prepare_tasks
-from .units import DEFAULT_MATCH, DEFAULT_N_RANDOM, NEEDS_MAGNITUDE, Units, check_matches
+from .units import DEFAULT_MATCH, DEFAULT_N_RANDOM, NEEDS_MAGNITUDE, Units
 
 __all__ = [
     "AblationComparison",
@@ -60,7 +61,6 @@ __all__ = [
 ]
 
 ALPHA = 0.05
-MIN_BOOT = 100
 TABLE_COLUMNS = [
     "model", "task", "metric", "method", "fraction", "set", "match", "seed", "n_units",
     "n_high_magnitude", "value", "value_low", "value_high", "chance", "change_pct",
@@ -213,15 +213,13 @@ def compare_ablation(
     base.check_model(model)
     if len(base) == 0 and not fractions:
         raise LocalizeError("The unit set is empty: there is nothing to ablate.")
-    matches = check_matches(match)
-    n_random = check_int("n_random", n_random, 0)
-    n_boot = check_int("n_boot", n_boot, MIN_BOOT)
-    seed = check_int("seed", seed, 0)
-    check_adjust("adjust", adjust)
-    if batch_size is not None:
-        check_int("batch_size", batch_size, 1)
-    if method not in METHODS:
-        raise LocalizeError(f"Unknown ablation method {method!r}; use one of {METHODS}.")
+    config = AblationConfig(
+        n_random=n_random, match=match, method=method, fractions=fractions,
+        n_per_paradigm=n_per_paradigm, n_boot=n_boot, seed=seed, adjust=adjust,
+        batch_size=batch_size,
+    )  # fmt: skip
+    matches, n_random = list(config.match), config.n_random
+    n_boot, seed, fractions = config.n_boot, config.seed, config.fractions
     if method == "mean" and means is None:
         raise LocalizeError("method='mean' needs means=unit_means(model, texts, site=...).")
     if method == "resample" and reference is None:
