@@ -27,17 +27,21 @@ quiet_notebook_bars()  # before transformers imports tqdm.auto; a no-op outside 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
     "AblationComparison": "compare",
+    "AblationConfig": "config",
     "Attribution": "attribution",
     "AttributionCheck": "attribution",
+    "AttributionConfig": "config",
     "BrainAlignment": "brain",
+    "BrainConfig": "config",
     "BrainData": "brain",
     "Contrast": "contrast",
     "Localization": "localize",
-    "LocalizeConfig": "localize",
+    "LocalizeConfig": "config",
     "LocalizeError": "errors",
     "Model": "protocol",
     "Overlap": "networks",
     "PRESETS": "localize",
+    "ReliabilityConfig": "config",
     "SITES": "sites",
     "Study": "study",
     "StudyResult": "study",
@@ -90,9 +94,12 @@ __all__ = [
     "SITES",
     "TASKS",
     "AblationComparison",
+    "AblationConfig",
     "Attribution",
     "AttributionCheck",
+    "AttributionConfig",
     "BrainAlignment",
+    "BrainConfig",
     "BrainData",
     "Contrast",
     "Localization",
@@ -101,6 +108,7 @@ __all__ = [
     "LocalizerPower",
     "Model",
     "Overlap",
+    "ReliabilityConfig",
     "Site",
     "Study",
     "StudyResult",
@@ -204,10 +212,17 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     )
     from .checks import check_model
     from .compare import AblationComparison, compare_ablation, plot_ablation
+    from .config import (
+        AblationConfig,
+        AttributionConfig,
+        BrainConfig,
+        LocalizeConfig,
+        ReliabilityConfig,
+    )
     from .contrast import Contrast
     from .errors import LocalizeError
     from .join import join, join_summary, plot_join, plot_join_layers
-    from .localize import PRESETS, Localization, LocalizeConfig, localize
+    from .localize import PRESETS, Localization, localize
     from .models import load_model
     from .networks import Overlap, overlap, plot_networks, plot_profile, profile
     from .protocol import Model

@@ -305,7 +305,7 @@ class Attribution:
         path = folder / "attribution.safetensors"
         if not path.is_file():
             raise LocalizeError(f"{folder} holds no attribution.safetensors: not an attribution.")
-        record = read_record(folder, "a saved attribution (tl-localize attribute --out ...)")
+        record = read_record(folder, "a saved attribution (tl-localize unit-attribution --out ...)")
         _check_attribution_record(folder, record)
         try:
             with safe_open(str(path), "pt") as handle:

@@ -261,7 +261,7 @@ def _label(value: Any) -> str | None:
     return str(value)
 
 
-DROPNA = "pass dropna=True (tl-localize brain --dropna) to drop them with a warning"
+DROPNA = "pass dropna=True (tl-localize brain-alignment --dropna) to drop them with a warning"
 
 
 def _refuse_missing(
