@@ -330,7 +330,9 @@ class LocalizeConfig:
     truncate: int | None = _setting(
         None, "keep only the first N tokens of each text (the preset: 12)", kind="int"
     )
-    prepend_bos: bool | None = _setting(None, "None: as the model's tokenizer does")
+    prepend_bos: bool | None = _setting(
+        None, "prepend a BOS token (default: as the model's tokenizer does)"
+    )
     batch_size: int = _setting(32, "texts per forward pass (1: the reference's loop)", kind="int")
     holdout: float | int | None = _setting(
         None,
