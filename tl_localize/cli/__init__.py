@@ -26,13 +26,13 @@ import sys
 
 from ..errors import LocalizeError
 from . import ablation, attribution, brain, localize, model, report, study
-from ._common import _loading, _output_flags, _Parser
+from ._common import Parser, add_output_flags, check_loading
 from ._output import (
     EXIT_BROKEN_PIPE,
     EXIT_INPUT,
     EXIT_INTERRUPTED,
-    _end_quietly_on_closed_output,
-    _warnings_and_logs,
+    end_quietly_on_closed_output,
+    warnings_and_logs,
 )
 
 __all__ = ["EXIT_BROKEN_PIPE", "EXIT_INPUT", "EXIT_INTERRUPTED", "build_parser", "main"]
@@ -43,11 +43,11 @@ GROUPS = (localize, ablation, brain, attribution, report, model, study)
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every command (light: no model code until a command runs)."""
-    parser = _Parser(prog="tl-localize", description="Functional localizers for language models.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = Parser(prog="tl-localize", description="Functional localizers for language models.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for group in GROUPS:
         for command in group.add_parsers(sub):
-            _output_flags(command)  # --quiet and --verbose, on every command
+            add_output_flags(command)  # --quiet and --verbose, on every command
     return parser
 
 
@@ -58,13 +58,13 @@ def main(argv: list[str] | None = None) -> int:
             args = build_parser().parse_args(argv)  # --help prints and exits here
             args.argv = argv
             if hasattr(args, "device"):  # a model-loading command: its placement, first
-                _loading(args)
-            with _warnings_and_logs(args):
+                check_loading(args)
+            with warnings_and_logs(args):
                 return int(args.func(args))
         finally:
             sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
     except BrokenPipeError:
-        return _end_quietly_on_closed_output()
+        return end_quietly_on_closed_output()
     except LocalizeError as error:
         message = " ".join(str(error).split())  # one line, whatever the message's layout
         print(f"tl-localize: error: {message}", file=sys.stderr)

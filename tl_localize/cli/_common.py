@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import LocalizeError, check_int
-from ._output import _quiet_loading
+from ._output import quiet_loading
 
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     """argparse whose usage errors are one-line LocalizeErrors (exit status 2)."""
 
     def error(self, message: str) -> NoReturn:
@@ -31,26 +31,26 @@ class _Parser(argparse.ArgumentParser):
         (file if file is not None else sys.stdout).write(self.format_help())
 
 
-def _command(args: argparse.Namespace) -> str:
+def command_line(args: argparse.Namespace) -> str:
     return shlex.join(["tl-localize", *args.argv])
 
 
-def _split(text: str | None) -> list[str]:
+def split_list(text: str | None) -> list[str]:
     return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
-def _count(name: str, value: int | None, low: int) -> None:
+def check_count(name: str, value: int | None, low: int) -> None:
     if value is not None:
         check_int(name, value, low)
 
 
-def _option(name: str) -> str:
+def option_name(name: str) -> str:
     """A config field's option: ``n_random`` is ``--n-random``."""
     return "--" + name.replace("_", "-")
 
 
 @contextlib.contextmanager
-def _options_named() -> Iterator[None]:
+def options_named() -> Iterator[None]:
     """A config's error about a field, said about the option that set it."""
     try:
         yield
@@ -58,24 +58,24 @@ def _options_named() -> Iterator[None]:
         name = getattr(error, "field", None)
         if name is None:
             raise
-        raise LocalizeError(f"{_option(name)}: {error}") from None
+        raise LocalizeError(f"{option_name(name)}: {error}") from None
 
 
-def _config(cls: type, args: argparse.Namespace, **given: Any) -> Any:
+def config_from_args(cls: type, args: argparse.Namespace, **given: Any) -> Any:
     """The config ``cls`` from the options of its fields (and ``given``), checked."""
     from dataclasses import fields
 
     values = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
-    with _options_named():
+    with options_named():
         return cls(**{**values, **given})
 
 
-def _max_memory(text: str | None) -> dict[Any, str] | None:
+def parse_max_memory(text: str | None) -> dict[Any, str] | None:
     """``--max-memory 0=20GiB,cpu=60GiB`` as accelerate takes it (GPU indices as ints)."""
     if text is None:
         return None
     out: dict[Any, str] = {}
-    for part in _split(text):
+    for part in split_list(text):
         device, sep, size = part.partition("=")
         if not sep or not device.strip() or not size.strip():
             raise LocalizeError(
@@ -87,7 +87,7 @@ def _max_memory(text: str | None) -> dict[Any, str] | None:
     return out
 
 
-def _loading(args: argparse.Namespace) -> dict[str, Any]:
+def check_loading(args: argparse.Namespace) -> dict[str, Any]:
     """The model-loading options of a command, checked (a device that is not there, or
     --max-memory without --device-map, is an input error before any model loads)."""
     from ..models import loading_options
@@ -96,30 +96,30 @@ def _loading(args: argparse.Namespace) -> dict[str, Any]:
         "dtype": args.dtype,
         "device": args.device,
         "device_map": args.device_map,
-        "max_memory": _max_memory(args.max_memory),
+        "max_memory": parse_max_memory(args.max_memory),
     }
     loading_options(**options)
     return options
 
 
-def _model(args: argparse.Namespace) -> Any:
+def model_from_args(args: argparse.Namespace) -> Any:
     from ..models import load_model
 
-    options = _loading(args)
-    with _quiet_loading(args, now=True):
-        return load_model(args.model, **options, **_untrained(args))
+    options = check_loading(args)
+    with quiet_loading(args, now=True):
+        return load_model(args.model, **options, **untrained_from_args(args))
 
 
-def _untrained(args: argparse.Namespace) -> dict[str, Any]:
+def untrained_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """``--untrained`` and ``--init-seed`` as load_model's ``untrained=`` and ``seed=``."""
     seed = getattr(args, "init_seed", None)
     if seed is not None and not args.untrained:
         raise LocalizeError("--init-seed is the seed of an untrained twin: add --untrained.")
-    _count("--init-seed", seed, 0)
+    check_count("--init-seed", seed, 0)
     return {"untrained": True, "seed": seed or 0} if getattr(args, "untrained", False) else {}
 
 
-def _record(
+def analysis_record(
     args: argparse.Namespace, loc: Any, result: Any, timings: dict[str, float], **settings: Any
 ) -> dict[str, Any]:
     """The record of a command that analyses a saved localization."""
@@ -127,7 +127,7 @@ def _record(
 
     return {
         "created": now(),
-        "command": _command(args),
+        "command": command_line(args),
         "units": str(Path(args.units).resolve()),
         "localization": loc.record,
         **settings,
@@ -137,14 +137,14 @@ def _record(
     }
 
 
-def _load_units(folder: str) -> Any:
+def load_localization(folder: str) -> Any:
     """The localization in ``folder``, checked before any model loads."""
     from ..localize import Localization
 
     return Localization.load(folder)
 
 
-def _contrast(args: argparse.Namespace) -> Any:
+def contrast_from_args(args: argparse.Namespace) -> Any:
     """The contrast a localizing command names (--contrast and its column options)."""
     from ..contrast import Contrast
 
@@ -158,7 +158,7 @@ def _contrast(args: argparse.Namespace) -> Any:
     )
 
 
-def _loading_arguments(parser: argparse.ArgumentParser) -> None:
+def add_loading_options(parser: argparse.ArgumentParser) -> None:
     """Where and in what precision the model computes: load_model's keywords."""
     parser.add_argument(
         "--dtype",
@@ -185,7 +185,7 @@ def _loading_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _output_flags(parser: argparse.ArgumentParser) -> None:
+def add_output_flags(parser: argparse.ArgumentParser) -> None:
     """``--quiet`` and ``--verbose``, on every command."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
@@ -198,15 +198,15 @@ def _output_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _common(parser: argparse.ArgumentParser, *, model: bool = True) -> None:
+def add_common_options(parser: argparse.ArgumentParser, *, model: bool = True) -> None:
     if model:
         parser.add_argument(
             "--model",
             default=None,
             help="a .gguf file, HF folder or hub name (default: the embedded SmolLM2-135M)",
         )
-        _loading_arguments(parser)
-        _untrained_options(parser)
+        add_loading_options(parser)
+        add_untrained_options(parser)
     parser.add_argument("--out", required=True, help="results folder to write (must be new)")
     parser.add_argument(
         "--force",
@@ -215,7 +215,7 @@ def _common(parser: argparse.ArgumentParser, *, model: bool = True) -> None:
     )
 
 
-def _untrained_options(parser: argparse.ArgumentParser) -> None:
+def add_untrained_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--untrained",
         action="store_true",
@@ -226,34 +226,34 @@ def _untrained_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _names(text: str) -> tuple[str, ...]:
+def name_list(text: str) -> tuple[str, ...]:
     """A comma list of names (``--match uniform,magnitude``)."""
-    return tuple(_split(text))
+    return tuple(split_list(text))
 
 
-def _numbers(text: str) -> tuple[float, ...]:
+def number_list(text: str) -> tuple[float, ...]:
     """A comma list of numbers (``--fractions 0.005,0.01``)."""
     try:
-        return tuple(float(part) for part in _split(text))
+        return tuple(float(part) for part in split_list(text))
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a comma list of numbers such as 0.005,0.01"
         ) from None
 
 
-_KINDS: dict[str, Callable[[str], Any]] = {
-    "int": int, "float": float, "str": str, "list": _names, "floats": _numbers,
+OPTION_TYPES: dict[str, Callable[[str], Any]] = {
+    "int": int, "float": float, "str": str, "list": name_list, "floats": number_list,
 }  # fmt: skip
 
 
-def _shown(value: Any) -> str:
+def shown_default(value: Any) -> str:
     """A default as one writes it on the command line."""
     if isinstance(value, tuple):
         return ",".join(str(v) for v in value)
     return str(value)
 
 
-def _settings(
+def add_config_options(
     parser: argparse.ArgumentParser,
     cls: type,
     names: Sequence[str] | None = None,
@@ -273,8 +273,8 @@ def _settings(
         kind, default = spec.metadata.get("kind"), spec.default
         text = str(spec.metadata["help"]).replace("%", "%%")
         if default is not None and "default" not in text:
-            text += f" (default {_shown(default)})"
-        options = [_option(spec.name), *(aliases or {}).get(spec.name, ())]
+            text += f" (default {shown_default(default)})"
+        options = [option_name(spec.name), *(aliases or {}).get(spec.name, ())]
         if kind is None:  # a flag: --include-all / --no-include-all
             parser.add_argument(
                 *options, action=argparse.BooleanOptionalAction,
@@ -283,6 +283,6 @@ def _settings(
             continue
         choices = spec.metadata.get("choices") if kind == "str" else None
         parser.add_argument(
-            *options, type=_KINDS[kind], default=None if unset else default,
+            *options, type=OPTION_TYPES[kind], default=None if unset else default,
             choices=list(choices) if choices else None, help=text,
         )  # fmt: skip

@@ -19,7 +19,7 @@ EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a command that signal ended
 
 
-def _show_warning(
+def show_warning(
     message: Warning | str,
     category: type[Warning],
     filename: str,
@@ -38,14 +38,14 @@ def _show_warning(
         stream.write(f"tl-localize: warning: {text}{where}\n")
 
 
-_DEPRECATIONS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+DEPRECATIONS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
 
 
-_OWN = r"(tl_localize|__main__)\b"  # warnings raised on behalf of the toolkit's own code
+OWN = r"(tl_localize|__main__)\b"  # warnings raised on behalf of the toolkit's own code
 
 
 @contextlib.contextmanager
-def _warnings_and_logs(args: argparse.Namespace) -> Iterator[None]:
+def warnings_and_logs(args: argparse.Namespace) -> Iterator[None]:
     """For the duration of a command: warnings one line each (none with ``--quiet``); the
     toolkit's deprecations shown (Python hides them outside ``__main__``) and third-party
     ones (transformers telling TransformerLens of a renamed argument) only with
@@ -57,18 +57,18 @@ def _warnings_and_logs(args: argparse.Namespace) -> Iterator[None]:
 
         def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
                  line: str | None = None) -> None:  # fmt: skip
-            _show_warning(message, category, filename, lineno, file, line, verbose=verbose)
+            show_warning(message, category, filename, lineno, file, line, verbose=verbose)
 
         warnings.showwarning = show
         if quiet:
             warnings.simplefilter("ignore")
             logging.disable(logging.WARNING)
         else:
-            for category in _DEPRECATIONS:
+            for category in DEPRECATIONS:
                 if not verbose:  # a third party's notice to the code that calls it
                     warnings.filterwarnings("ignore", category=category)
                 # the toolkit's own (a flag going away) are the user's to act on
-                warnings.filterwarnings("default", category=category, module=_OWN)
+                warnings.filterwarnings("default", category=category, module=OWN)
         try:
             yield
         finally:
@@ -76,11 +76,11 @@ def _warnings_and_logs(args: argparse.Namespace) -> Iterator[None]:
 
 
 # environment variables that transformers and huggingface_hub read when they are imported
-_QUIET_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error"}
+QUIET_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error"}
 
 
 @contextlib.contextmanager
-def _quiet_loading(args: argparse.Namespace, *, now: bool = False) -> Iterator[None]:
+def quiet_loading(args: argparse.Namespace, *, now: bool = False) -> Iterator[None]:
     """Third-party load messages and progress bars off (unless ``--verbose``):
     transformers' logging below errors and its bars ("Loading weights"), huggingface_hub's
     bars and, for a GGUF model, the bar of transformers' GGUF conversion ("Converting ...").
@@ -93,8 +93,8 @@ def _quiet_loading(args: argparse.Namespace, *, now: bool = False) -> Iterator[N
     if getattr(args, "verbose", False):
         yield
         return
-    saved_env = {name: os.environ.get(name) for name in _QUIET_ENV}
-    os.environ.update(_QUIET_ENV)
+    saved_env = {name: os.environ.get(name) for name in QUIET_ENV}
+    os.environ.update(QUIET_ENV)
     undo: list[Callable[[], None]] = []
     if now:
         import huggingface_hub.utils  # noqa: F401  (imported by transformers in any case)
@@ -131,7 +131,7 @@ def _quiet_loading(args: argparse.Namespace, *, now: bool = False) -> Iterator[N
                 os.environ[name] = before
 
 
-def _end_quietly_on_closed_output() -> int:
+def end_quietly_on_closed_output() -> int:
     """The reader of stdout went away (``| head``): point stdout at /dev/null so that the
     final flush cannot fail again, and end as a command stopped by SIGPIPE would, with
     nothing on stderr (the Python documentation's "Note on SIGPIPE")."""

@@ -8,7 +8,15 @@ import time
 from typing import Any
 
 from ..errors import LocalizeError
-from ._common import _common, _config, _load_units, _model, _record, _settings, _split
+from ._common import (
+    add_common_options,
+    add_config_options,
+    analysis_record,
+    config_from_args,
+    load_localization,
+    model_from_args,
+    split_list,
+)
 
 
 def _reference_texts(spec: str) -> list[str]:
@@ -32,7 +40,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     from ..tasks import prepare_tasks
 
     check_output(args.out, force=args.force)
-    tasks = _split(args.tasks)
+    tasks = split_list(args.tasks)
     if not tasks:
         raise LocalizeError("--tasks names no task; give at least one, e.g. --tasks builtin.")
     options = {
@@ -41,11 +49,11 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         "n_per_paradigm": args.n_per_paradigm,
         "texts": args.perplexity,
     }
-    config = _config(AblationConfig, args)
+    config = config_from_args(AblationConfig, args)
     prepared = prepare_tasks(tasks, **options)  # reads and checks every task file
     matches = list(config.match) if config.n_random else []
     fractions = list(config.fractions) if config.fractions else None
-    loc = _load_units(args.units)
+    loc = load_localization(args.units)
     for fraction in fractions or []:  # each fraction must select at least one unit
         n_units = loc.units.n_units if loc.config.selection == "global" else loc.units.width
         try:
@@ -64,7 +72,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         reference = _reference_texts(reference_spec)
     elif reference_spec is not None:
         raise LocalizeError("--reference is for --method mean or resample, not zero.")
-    model = _model(args)
+    model = model_from_args(args)
     loc.units.check_model(model)
     means = None
     if args.method == "mean":
@@ -93,7 +101,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
         result.save(tmp)
         if sample is not None:
             sample.to_csv(tmp / "generation.csv", index=False)
-        record = _record(
+        record = analysis_record(
             args, loc, result, {"compare_s": seconds}, tasks=tasks,
             **{**config.to_dict(), "match": matches, "fractions": fractions},
             reference=reference_spec,
@@ -120,7 +128,7 @@ def add_parsers(sub: Any) -> list[argparse.ArgumentParser]:
     abl.add_argument("--blimp", default=None, help="folder of BLiMP .jsonl files")
     abl.add_argument("--syntaxgym", default=None, help="SyntaxGym suite file or folder")
     abl.add_argument("--perplexity", default=None, help="text file for the perplexity task")
-    _settings(abl, AblationConfig)
+    add_config_options(abl, AblationConfig)
     abl.add_argument(
         "--reference",
         default=None,
@@ -128,6 +136,6 @@ def add_parsers(sub: Any) -> list[argparse.ArgumentParser]:
         "(default: the localization's contrast when built in, else language)",
     )
     abl.add_argument("--means-from", default=None, help=argparse.SUPPRESS)
-    _common(abl)
+    add_common_options(abl)
     abl.set_defaults(func=_cmd_ablate)
     return [abl]

@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LocalizeError
-from ._common import _command, _common, _config, _load_units, _model, _settings
+from ._common import (
+    add_common_options,
+    add_config_options,
+    command_line,
+    config_from_args,
+    load_localization,
+    model_from_args,
+)
 
 
 def _cmd_attribute(args: argparse.Namespace) -> int:
@@ -24,7 +31,7 @@ def _cmd_attribute(args: argparse.Namespace) -> int:
     from ..views import head_attention_view, head_writes, top_stimuli_view
 
     check_output(args.out, force=args.force)
-    config = _config(AttributionConfig, args)
+    config = config_from_args(AttributionConfig, args)
     if args.score not in SCORES:
         raise LocalizeError(f"--score {args.score!r}: use one of {list(SCORES)}.")
     if args.pairs:
@@ -32,8 +39,8 @@ def _cmd_attribute(args: argparse.Namespace) -> int:
     else:
         task = args.task
         get_task(task).prepare(blimp=args.blimp).pairs()  # the task's files, checked now
-    loc = _load_units(args.units)
-    model = _model(args)
+    loc = load_localization(args.units)
+    model = model_from_args(args)
     loc.units.check_model(model)
     site = loc.units.site
     common = {"unaligned": config.unaligned, "blimp": args.blimp, "seed": config.seed,
@@ -65,7 +72,7 @@ def _cmd_attribute(args: argparse.Namespace) -> int:
     if check is not None:
         figures["check.png"] = plot_check(check)
     att.record.update(
-        command=_command(args),
+        command=command_line(args),
         units=str(Path(args.units).resolve()),
         localization=loc.record,
         score=args.score,
@@ -121,9 +128,9 @@ def add_parsers(sub: Any) -> list[argparse.ArgumentParser]:
     att.add_argument("--task", default="builtin", choices=attributable())
     att.add_argument("--blimp", default=None, help="folder of BLiMP .jsonl files")
     att.add_argument("--pairs", default=None, help="a .csv or .jsonl of minimal pairs instead")
-    _settings(att, AttributionConfig, aliases={"check_units": ("--check",)})
+    add_config_options(att, AttributionConfig, aliases={"check_units": ("--check",)})
     att.add_argument("--score", default="patch_abs", help="attribution score to compare")
     att.add_argument("--views", action="store_true", help="also write circuitsvis views")
-    _common(att)
+    add_common_options(att)
     att.set_defaults(func=_cmd_attribute)
     return [att]

@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LocalizeError
-from ._common import _common, _config, _load_units, _model, _record, _settings, _split
+from ._common import (
+    add_common_options,
+    add_config_options,
+    analysis_record,
+    config_from_args,
+    load_localization,
+    model_from_args,
+    split_list,
+)
 
 
 def _cmd_brain(args: argparse.Namespace) -> int:
@@ -24,11 +32,11 @@ def _cmd_brain(args: argparse.Namespace) -> int:
     from ..results import atomic_folder, check_output, write_record
 
     check_output(args.out, force=args.force)
-    config = _config(BrainConfig, args)
+    config = config_from_args(BrainConfig, args)
     data = BrainData.from_csv(
         args.data,
         sentence=args.sentence_column,
-        responses=_split(args.response_column),
+        responses=split_list(args.response_column),
         groups=args.group_column,
         dropna=args.dropna,
     )
@@ -38,8 +46,8 @@ def _cmd_brain(args: argparse.Namespace) -> int:
             f"--folds {len(data)} or fewer."
         )
     check_folds(data, args.folds)  # groups too
-    loc = _load_units(args.units)
-    model = _model(args)
+    loc = load_localization(args.units)
+    model = model_from_args(args)
     loc.units.check_model(model)
     start = time.perf_counter()
     result = brain_alignment(model, loc, data, **config.to_dict(), progress=not args.quiet)
@@ -67,7 +75,7 @@ def _cmd_brain(args: argparse.Namespace) -> int:
             "responses": list(data.responses.columns),
             "groups": args.group_column,
         }
-        record = _record(
+        record = analysis_record(
             args, loc, result, {"alignment_s": seconds}, data=data_record,
             **{**config.to_dict(), "match": list(config.match)},
         )  # fmt: skip
@@ -91,8 +99,8 @@ def add_parsers(sub: Any) -> list[argparse.ArgumentParser]:
     brain.add_argument("--response-column", default="EffectSize", help="one or a comma list")
     brain.add_argument("--group-column", default=None, help="keep each group in one fold")
     brain.add_argument("--dropna", action="store_true", help="drop rows with missing values")
-    _settings(brain, BrainConfig)
+    add_config_options(brain, BrainConfig)
     brain.add_argument("--layers", action="store_true", help="also score each layer's units")
-    _common(brain)
+    add_common_options(brain)
     brain.set_defaults(func=_cmd_brain)
     return [brain]

@@ -10,14 +10,14 @@ from typing import Any
 
 from ..errors import LocalizeError
 from ._common import (
-    _command,
-    _common,
-    _config,
-    _contrast,
-    _model,
-    _options_named,
-    _settings,
-    _split,
+    add_common_options,
+    add_config_options,
+    command_line,
+    config_from_args,
+    contrast_from_args,
+    model_from_args,
+    options_named,
+    split_list,
 )
 
 # the localizer's settings each localizing command offers (the config's order)
@@ -36,7 +36,7 @@ def _cmd_localize(args: argparse.Namespace) -> int:
     from ..results import check_output
 
     check_output(args.out, force=args.force)
-    contrast = _contrast(args)
+    contrast = contrast_from_args(args)
     settings = {
         "site": args.site,
         "top": args.top,
@@ -51,17 +51,17 @@ def _cmd_localize(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "n_permutations": args.n_permutations,
     }
-    with _options_named():
+    with options_named():
         config = resolve_config(args.preset, contrast.pooling, **settings)  # every setting
     if config.holdout is not None:  # each condition must leave enough texts on both sides
         for cond in (contrast.positive_condition, contrast.negative_condition):
             holdout_split(len(contrast.conditions[cond]), config.holdout, random.Random(0), cond)
     start = time.perf_counter()
-    model = _model(args)
+    model = model_from_args(args)
     load_s = time.perf_counter() - start
     loc = localize(model, contrast, preset=args.preset, progress=not args.quiet, **settings)
     loc.record["timings"]["load_model_s"] = load_s
-    loc.record["command"] = _command(args)
+    loc.record["command"] = command_line(args)
     loc.save(args.out, force=args.force)
     print(f"{loc!r}")
     print(loc.summary())
@@ -79,7 +79,7 @@ def _cmd_reliability(args: argparse.Namespace) -> int:
     from ..results import atomic_folder, check_output, now, versions, write_record
 
     check_output(args.out, force=args.force)
-    contrast = _contrast(args)
+    contrast = contrast_from_args(args)
     settings = {
         "site": args.site,
         "pooling": args.pooling,
@@ -89,13 +89,13 @@ def _cmd_reliability(args: argparse.Namespace) -> int:
         "prepend_bos": args.prepend_bos,
         "absolute": False if args.signed else None,
     }
-    with _options_named():
+    with options_named():
         resolve_config(args.preset, contrast.pooling, top=args.top, **settings)
-    _config(ReliabilityConfig, args, sizes="auto")  # --top, --n-splits, --seed
+    config_from_args(ReliabilityConfig, args, sizes="auto")  # --top, --n-splits, --seed
     sizes: list[int] | str = args.sizes.strip()
     if sizes != "auto":
         try:
-            sizes = [int(n) for n in _split(args.sizes)]
+            sizes = [int(n) for n in split_list(args.sizes)]
         except ValueError:
             raise LocalizeError(
                 f"--sizes {args.sizes!r}: give numbers of stimuli per condition such as "
@@ -107,7 +107,7 @@ def _cmd_reliability(args: argparse.Namespace) -> int:
     except LocalizeError as error:
         raise LocalizeError(f"--sizes: {error}") from None
     start = time.perf_counter()
-    model = _model(args)
+    model = model_from_args(args)
     load_s = time.perf_counter() - start
     start = time.perf_counter()
     power = reliability(
@@ -120,7 +120,7 @@ def _cmd_reliability(args: argparse.Namespace) -> int:
         power.save(tmp)
         record = {
             "created": now(),
-            "command": _command(args),
+            "command": command_line(args),
             "contrast": {"name": contrast.name, "hash": contrast.hash, "sizes": contrast.sizes()},
             "model": model_signature(model),
             "settings": power.settings,
@@ -148,13 +148,15 @@ def add_parsers(sub: Any) -> list[argparse.ArgumentParser]:
     loc.add_argument("--condition-column", default="condition")
     loc.add_argument("--positive", default=None, help="positive condition (CSV contrasts)")
     loc.add_argument("--negative", default=None, help="negative condition (CSV contrasts)")
-    _settings(loc, LocalizeConfig, [n for n in LOCALIZE_SETTINGS if n != "absolute"], unset=True)
+    add_config_options(
+        loc, LocalizeConfig, [n for n in LOCALIZE_SETTINGS if n != "absolute"], unset=True
+    )
     loc.add_argument(
         "--signed",
         action="store_true",
         help="t-test on signed activations instead of absolute ones (absolute=False)",
     )
-    _common(loc)
+    add_common_options(loc)
     loc.set_defaults(func=_cmd_localize)
 
     rel = sub.add_parser(
@@ -166,7 +168,7 @@ def add_parsers(sub: Any) -> list[argparse.ArgumentParser]:
     rel.add_argument("--condition-column", default="condition")
     rel.add_argument("--positive", default=None, help="positive condition (CSV contrasts)")
     rel.add_argument("--negative", default=None, help="negative condition (CSV contrasts)")
-    _settings(rel, ReliabilityConfig, ["top", "n_splits", "seed"])
+    add_config_options(rel, ReliabilityConfig, ["top", "n_splits", "seed"])
     rel.add_argument(
         "--sizes",
         default="auto",
@@ -175,8 +177,8 @@ def add_parsers(sub: Any) -> list[argparse.ArgumentParser]:
         "this command measures the localizer's power)",
     )
     reliability_settings = [n for n in RELIABILITY_LOCALIZE if n != "absolute"]
-    _settings(rel, LocalizeConfig, reliability_settings, unset=True)
+    add_config_options(rel, LocalizeConfig, reliability_settings, unset=True)
     rel.add_argument("--signed", action="store_true", help="t-test on signed activations")
-    _common(rel)
+    add_common_options(rel)
     rel.set_defaults(func=_cmd_reliability)
     return [loc, rel]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ._common import _loading_arguments, _model, _untrained_options
+from ._common import add_loading_options, add_untrained_options, model_from_args
 
 
 def _cmd_check_model(args: argparse.Namespace) -> int:
     from ..checks import check_model
 
-    model = _model(args)
+    model = model_from_args(args)
     frame = check_model(model, generation=not args.no_generation)
     with_tolerance = frame.assign(ok=frame["passed"].map({True: "ok", False: "FAILED"}))
     print(with_tolerance.to_string(index=False))
@@ -36,9 +36,9 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
 def add_parsers(sub: Any) -> list[argparse.ArgumentParser]:
     chk = sub.add_parser("check-model", help="check a model's wiring (logits, pooling, hooks)")
     chk.add_argument("model", nargs="?", default=None, help="as --model elsewhere")
-    _loading_arguments(chk)
+    add_loading_options(chk)
     chk.add_argument("--no-generation", action="store_true", help="skip the generation check")
-    _untrained_options(chk)
+    add_untrained_options(chk)
     chk.set_defaults(func=_cmd_check_model)
     tasks = sub.add_parser("tasks", help="list the registered tasks")
     tasks.set_defaults(func=_cmd_tasks)

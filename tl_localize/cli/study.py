@@ -6,14 +6,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ._common import _Parser
-from ._output import _quiet_loading
+from ._common import Parser
+from ._output import quiet_loading
 
 
 def _cmd_study_run(args: argparse.Namespace) -> int:
     from ..study import run_study
 
-    with _quiet_loading(args):  # models load inside, if any job is left to run
+    with quiet_loading(args):  # models load inside, if any job is left to run
         result = run_study(
             args.spec, args.out, executor=args.executor, address=args.address,
             max_parallel=args.max_parallel, retry_failed=args.retry_failed, force=args.force,
@@ -59,7 +59,7 @@ def _cmd_study_report(args: argparse.Namespace) -> int:
 def add_parsers(sub: Any) -> list[argparse.ArgumentParser]:
     """The study group; its own commands (run, status, report) are returned."""
     study = sub.add_parser("study", help="many models, networks and tasks in one run")
-    study_sub = study.add_subparsers(dest="study_command", required=True, parser_class=_Parser)
+    study_sub = study.add_subparsers(dest="study_command", required=True, parser_class=Parser)
     run = study_sub.add_parser("run", help="run (or resume) a study")
     run.add_argument("spec", help="the study's TOML file")
     run.add_argument("--out", required=True, help="the study's folder (resumed if it exists)")
