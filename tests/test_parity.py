@@ -345,3 +345,51 @@ def test_a_default_changed_in_one_place_is_found():
     assert "api: no seed (the config's default 0)" in differences(
         "compare_ablation", AblationConfig, places
     )
+
+
+BAD_SETTINGS = [
+    (AblationConfig, "n_boot", 10, "at least 100"),
+    (AblationConfig, "match", ("uniform", "size"), "size"),
+    (AblationConfig, "method", "drop", "zero"),
+    (AblationConfig, "fractions", (0.01, 1.5), "1.5"),
+    (AblationConfig, "adjust", "bonferroni", "holm"),
+    (BrainConfig, "folds", 1, "at least 2"),
+    (BrainConfig, "ceiling", 1.5, "(0, 1]"),
+    (BrainConfig, "n_permutations", 5, "at least 20"),
+    (AttributionConfig, "check_units", 1, "0 (no check) or at least 2"),
+    (AttributionConfig, "unaligned", "keep", "error"),
+    (ReliabilityConfig, "top", "fdr:0.05", "fraction or a count"),
+    (ReliabilityConfig, "sizes", "many", "auto"),
+    (LocalizeConfig, "holdout", 1.5, "(0, 1)"),
+    (LocalizeConfig, "site", "neurons", "resid_post"),
+]
+
+
+@pytest.mark.parametrize(("config", "name", "value", "fix"), BAD_SETTINGS)
+def test_a_bad_setting_is_one_error_naming_its_field(config, name, value, fix):
+    from tl_localize import LocalizeError
+
+    with pytest.raises(LocalizeError) as caught:
+        config(**{name: value})
+    assert caught.value.field == name and fix in str(caught.value)
+
+
+def test_a_study_table_is_checked_by_the_analysis_config(tmp_path):
+    from tl_localize import LocalizeError
+
+    data = {"models": [{"label": "m"}], "networks": [{"name": "lang"}],
+            "tasks": {"builtin": {}}}  # fmt: skip
+    for table, key, value, fix in [("ablation", "n_boot", 10, "at least 100"),
+                                   ("ablation", "n_random", "3", "whole number"),
+                                   ("brain", "folds", 1, "at least 2"),
+                                   ("attribution", "n_items", 0, "at least 1")]:  # fmt: skip
+        (tmp_path / "b.csv").write_text("Sentence,EffectSize\nA dog.,0.1\n")
+        extra = {"data": [{"path": "b.csv"}]} if table == "brain" else {}
+        with pytest.raises(LocalizeError, match=rf"^{table}\.{key}: .*{fix}"):
+            Study.from_dict({**data, table: {key: value, **extra}}, base=tmp_path)
+    assert Study.from_dict({**data, "networks": [{"name": "x", "top": "1%"}]}).networks[0].top == [
+        0.01
+    ]
+    for top, fix in [(172, "a count"), ("fdr:0.05", "by significance"), (1.0, "(0, 1)")]:
+        with pytest.raises(LocalizeError, match=rf"networks\[0\]\.top\[0\]: .*{fix}"):
+            Study.from_dict({**data, "networks": [{"name": "x", "top": [top]}]})

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
-from dataclasses import MISSING, Field, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from .errors import LocalizeError, check_int
@@ -48,9 +48,6 @@ __all__ = [
     "LocalizeConfig",
     "ReliabilityConfig",
     "build_config",
-    "config_defaults",
-    "config_fields",
-    "field_help",
     "parse_band",
     "parse_top",
     "resolve_config",
@@ -184,23 +181,8 @@ def parse_band(band: Any) -> tuple[float, float]:
 def _setting(default: Any, help: str, **cli: Any) -> Any:
     """A config field: its default and its one-line help (the command line's too). ``cli``
     says how the command line reads it: ``kind`` (``int``, ``float``, ``str``, ``list``
-    (comma list of names), ``floats``, ``ints``, ``bool``) and ``choices``."""
+    (comma list of names), ``floats``; none: a flag) and ``choices``."""
     return field(default=default, metadata={"help": help, **cli})
-
-
-def config_fields(cls: type) -> list[Field[Any]]:
-    """The fields of a config class, in order."""
-    return list(fields(cls))
-
-
-def config_defaults(cls: type) -> dict[str, Any]:
-    """Field name -> default of a config class."""
-    return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
-
-
-def field_help(cls: type, name: str) -> str:
-    """The one-line help of a config field."""
-    return str(next(f for f in fields(cls) if f.name == name).metadata["help"])
 
 
 _KIND_CHECKS: dict[str, tuple[Any, str]] = {
