@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/tl-localize localize --contrast language --top 1% --site resid_post --out $(DEMO_OUT) --force
-	$(VENV)/bin/tl-localize ablate --units $(DEMO_OUT) --tasks builtin --n-random 3 --match uniform,magnitude --out $(DEMO_ABLATION) --force
+	$(VENV)/bin/tl-localize compare-ablation --units $(DEMO_OUT) --tasks builtin --n-random 3 --match uniform,magnitude --out $(DEMO_ABLATION) --force
 	$(VENV)/bin/tl-localize report results
 
 lint: $(STAMP)

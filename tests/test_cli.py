@@ -1,4 +1,5 @@
-"""``tl-localize localize`` on the default model (model tier, a small contrast)."""
+"""The command line: its commands and their names (fast), and ``tl-localize localize`` on the
+default model (model tier, a small contrast)."""
 
 import json
 
@@ -6,10 +7,8 @@ import pandas as pd
 import pytest
 
 from tl_localize import Contrast, Units
-from tl_localize.cli import main
+from tl_localize.cli import build_parser, main
 from tl_localize.models import resolve_dtype
-
-pytestmark = pytest.mark.model
 
 
 @pytest.fixture
@@ -26,6 +25,7 @@ def small_csv(tmp_path):
     return path
 
 
+@pytest.mark.model
 def test_localize_command_writes_a_complete_record(small_csv, tmp_path, default_model, capsys):
     out = tmp_path / "out"
     args = ["localize", "--contrast", str(small_csv), "--positive", "S", "--negative", "N"]
@@ -71,6 +71,7 @@ def test_localize_command_writes_a_complete_record(small_csv, tmp_path, default_
     assert not {"heads.csv", "check.csv", "top_stimuli.view.html"} & {p.name for p in att.iterdir()}
 
 
+@pytest.mark.model
 def test_band_and_reliability_commands(small_csv, tmp_path, default_model, capsys):
     contrast = ["--contrast", str(small_csv), "--positive", "S", "--negative", "N"]
     low, top = tmp_path / "low", tmp_path / "top"
@@ -98,6 +99,7 @@ def test_band_and_reliability_commands(small_csv, tmp_path, default_model, capsy
     assert "12 stimuli per condition" in record["summary"] or "from 4 " in record["summary"]
 
 
+@pytest.mark.model
 def test_cli_errors_are_messages(small_csv, tmp_path, capsys):
     out = str(tmp_path / "o")
     assert main(["localize", "--contrast", str(small_csv), "--out", out]) == 2
@@ -107,6 +109,7 @@ def test_cli_errors_are_messages(small_csv, tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.model
 def test_localize_command_md_and_tomloc(tmp_path, shared_data, default_model):
     out = tmp_path / "md"
     assert main(["localize", "--contrast", "md", "--top", "50", "--out", str(out), "--quiet"]) == 0
@@ -118,3 +121,47 @@ def test_localize_command_md_and_tomloc(tmp_path, shared_data, default_model):
     assert main([*args, "--out", str(out), "--quiet"]) == 0
     record = json.loads((out / "record.json").read_text())
     assert record["contrast"]["sizes"] == {"false_belief": 10, "false_photo": 10}
+
+
+# -- commands named after the functions they run; the old names stay as aliases -----------
+RENAMED = [
+    ("compare-ablation", "ablate", ["--units", "loc", "--n-random", "2", "--match", "layer"]),
+    ("brain-alignment", "brain", ["--units", "loc", "--data", "d.csv", "--no-include-all"]),
+    ("unit-attribution", "attribute", ["--units", "loc", "--check", "4", "--check-items", "8"]),
+]
+
+
+@pytest.mark.parametrize(("name", "alias", "argv"), RENAMED)
+def test_a_command_and_its_alias_parse_alike(name, alias, argv):
+    parser = build_parser()
+    new = vars(parser.parse_args([name, *argv, "--out", "o"]))
+    old = vars(parser.parse_args([alias, *argv, "--out", "o"]))
+    assert new.pop("command") == name and old.pop("command") == alias
+    assert new == old and new["func"].__name__.startswith("_cmd_")
+    usage = parser.format_help()
+    assert name in usage and alias in usage
+
+
+def test_renamed_options_read_into_the_configs():
+    parser = build_parser()
+    args = parser.parse_args(["compare-ablation", *RENAMED[0][2], "--out", "o"])
+    assert args.n_random == 2 and args.match == ("layer",) and args.n_boot == 1000
+    args = parser.parse_args(["brain-alignment", *RENAMED[1][2], "--out", "o"])
+    assert args.include_all is False and args.folds == 10
+    args = parser.parse_args(["unit-attribution", *RENAMED[2][2], "--out", "o"])
+    assert args.check_units == 4 and args.check_items == 8 and args.check_kind == "patch"
+    args = parser.parse_args(["unit-attribution", "--units", "u", "--out", "o"])
+    assert args.check_units == 40 and args.check_items == 32  # check_attribution's defaults
+
+
+@pytest.mark.parametrize(("name", "alias", "argv"), RENAMED)
+def test_a_bad_setting_is_named_by_its_option_under_both_names(name, alias, argv, tmp_path, capsys):
+    bad = {"ablate": ["--n-boot", "5"], "brain": ["--folds", "1"], "attribute": ["--check", "1"]}
+    option = bad[alias][0]
+    for command in (name, alias):
+        argv = [command, "--units", "nothing", "--data", "d.csv", *bad[alias]]
+        argv = [a for a in argv if command.startswith("brain") or a not in ("--data", "d.csv")]
+        assert main([*argv, "--out", str(tmp_path / "o")]) == 2
+        (line,) = capsys.readouterr().err.splitlines()
+        assert line.startswith("tl-localize: error: ") and option in line
+    assert not (tmp_path / "o").exists()

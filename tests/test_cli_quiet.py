@@ -167,7 +167,8 @@ def test_quiet_and_one_line_warnings(small_csv, tiny_hf, tmp_path):
 def test_every_command_takes_quiet_and_verbose():
     parser = build_parser()
     (group,) = parser._subparsers._group_actions  # every command of the parser is listed below
-    assert set(group.choices) == {"localize", "reliability", "ablate", "brain", "attribute",
+    assert set(group.choices) == {"localize", "reliability", "compare-ablation", "ablate",
+                                  "brain-alignment", "brain", "unit-attribution", "attribute",
                                   "report", "check-model", "study", "tasks"}  # fmt: skip
     commands = [["localize", "--out", "x"], ["ablate", "--units", "u", "--out", "x"],
                 ["brain", "--units", "u", "--data", "d", "--out", "x"],

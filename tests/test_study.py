@@ -149,7 +149,7 @@ BAD_SPECS = [
     ({"tasks": {"blimp": {"blimp": "nowhere"}}}, r"tasks.blimp.blimp: no file or folder"),
     ({"tasks": {}}, r"networks\[0\]: network 'lang' has no task to be ablated for"),
     ({"ablation": {"method": "drop"}}, r"ablation.method: 'drop' is not one of"),
-    ({"ablation": {"n_random": -1}}, r"ablation.n_random: expected a whole number"),
+    ({"ablation": {"n_random": -1}}, r"ablation.n_random: n_random must be a whole number"),
     ({"brain": {"data": [{"path": "none.csv"}]}}, r"brain.data\[0\].path: no file"),
     ({"attribution": {"tasks": ["arithmetic"]}}, r"attribution.tasks\[0\]: 'arithmetic' is not"),
     ({"colour": "red"}, r"colour: unknown key; allowed here"),

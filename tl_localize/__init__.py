@@ -53,10 +53,17 @@ _PUBLIC: dict[str, tuple[str, ...]] = {
     ),
     "checks": ("check_model",),
     "compare": ("AblationComparison", "compare_ablation", "plot_ablation"),
+    "config": (
+        "AblationConfig",
+        "AttributionConfig",
+        "BrainConfig",
+        "LocalizeConfig",
+        "ReliabilityConfig",
+    ),
     "contrast": ("Contrast",),
     "errors": ("LocalizeError",),
     "join": ("join", "join_summary", "plot_join", "plot_join_layers"),
-    "localize": ("PRESETS", "Localization", "LocalizeConfig", "localize"),
+    "localize": ("PRESETS", "Localization", "localize"),
     "models": ("load_model",),
     "networks": ("Overlap", "overlap", "plot_networks", "plot_profile", "profile"),
     "protocol": ("Model",),
@@ -135,10 +142,17 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     )
     from .checks import check_model
     from .compare import AblationComparison, compare_ablation, plot_ablation
+    from .config import (
+        AblationConfig,
+        AttributionConfig,
+        BrainConfig,
+        LocalizeConfig,
+        ReliabilityConfig,
+    )
     from .contrast import Contrast
     from .errors import LocalizeError
     from .join import join, join_summary, plot_join, plot_join_layers
-    from .localize import PRESETS, Localization, LocalizeConfig, localize
+    from .localize import PRESETS, Localization, localize
     from .models import load_model
     from .networks import Overlap, overlap, plot_networks, plot_profile, profile
     from .protocol import Model

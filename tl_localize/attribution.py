@@ -50,6 +50,7 @@ from tqdm.auto import tqdm
 
 from .ablation import patch_hook
 from .activations import pad_batches, tokenize
+from .config import AttributionConfig
 from .data.io import read_csv
 from .data.pairs import minimal_pairs_frame
 from .errors import LocalizeError, check_int
@@ -361,7 +362,7 @@ class Attribution:
         path = folder / "attribution.safetensors"
         if not path.is_file():
             raise LocalizeError(f"{folder} holds no attribution.safetensors: not an attribution.")
-        record = read_record(folder, "a saved attribution (tl-localize attribute --out ...)")
+        record = read_record(folder, "a saved attribution (tl-localize unit-attribution --out ...)")
         _check_attribution_record(folder, record)
         try:
             with safe_open(str(path), "pt") as handle:
@@ -529,6 +530,7 @@ def unit_attribution(
     >>> att.to_frame().shape  # 3 layers x 32 units; model, task, site, layer, unit, 6 scores
     (96, 11)
     """
+    AttributionConfig(n_items=n_items, unaligned=unaligned, batch_size=batch_size, seed=seed)
     site_obj = get_site(site, model)
     name, pairs, n_dropped = _prepare_pairs(
         model, task, n_items=n_items, unaligned=unaligned, blimp=blimp, batch_size=batch_size,
@@ -738,7 +740,7 @@ def check_attribution(
     unaligned: str | None = None,
     blimp: str | Path | None = None,
     seed: int = 0,
-    batch_size: int = 32,
+    batch_size: int = 16,
     progress: bool = True,
 ) -> AttributionCheck:
     """Compare the attribution estimate with real patching for a sample of units.
@@ -752,9 +754,10 @@ def check_attribution(
     Returns:
         An :class:`AttributionCheck` (the per-unit table, Pearson and Spearman r).
     """
-    if kind not in ("patch", "zero"):
-        raise LocalizeError(f"check_attribution checks 'patch' or 'zero', got {kind!r}.")
-    check_int("n_units", n_units, 2)
+    AttributionConfig(
+        unaligned=unaligned, batch_size=batch_size, seed=seed, check_kind=kind,
+        check_units=check_int("n_units", n_units, 2), check_items=n_items,
+    )  # fmt: skip
     att = unit_attribution(
         model, site, task, n_items=n_items, unaligned=unaligned, blimp=blimp, seed=seed,
         batch_size=batch_size, progress=progress,

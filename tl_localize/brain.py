@@ -28,6 +28,7 @@ from torch import Tensor
 
 from .ablation import plan_controls
 from .activations import stacked_activations
+from .config import BrainConfig
 from .data.io import read_csv
 from .data.tables import describe_rows, missing_numbers, missing_texts
 from .errors import Expected, LocalizeError, check_arguments, check_int
@@ -47,7 +48,7 @@ from .ridge import ALPHAS, encode_sets, fold_splits, pearson_rows
 from .sites import get_site
 from .stats import bootstrap_indices, percentile_interval
 from .summaries import MATCH_WORDS, interval, p_words
-from .units import DEFAULT_MATCH, DEFAULT_N_RANDOM, NEEDS_MAGNITUDE, Units, check_matches
+from .units import DEFAULT_MATCH, DEFAULT_N_RANDOM, NEEDS_MAGNITUDE, Units
 
 __all__ = [
     "ALPHAS",
@@ -55,6 +56,7 @@ __all__ = [
     "BrainAlignment",
     "BrainData",
     "brain_alignment",
+    "check_folds",
     "encoding_score",
     "layer_alignment",
     "plot_brain_alignment",
@@ -269,7 +271,7 @@ def _label(value: Any) -> str | None:
     return str(value)
 
 
-DROPNA = "pass dropna=True (tl-localize brain --dropna) to drop them with a warning"
+DROPNA = "pass dropna=True (tl-localize brain-alignment --dropna) to drop them with a warning"
 
 
 def _refuse_missing(
@@ -332,7 +334,7 @@ def _check_features(features: Tensor, data: BrainData, units: Units) -> None:
         )
 
 
-def _check_folds(data: BrainData, folds: int) -> None:
+def check_folds(data: BrainData, folds: int) -> None:
     check_int("folds", folds, 2)
     if len(data) < folds:
         raise LocalizeError(
@@ -405,7 +407,7 @@ def encoding_score(
     same seed), ``r_per_response`` as a list, ``alpha`` (median chosen penalty) and, with a
     ``ceiling``, ``r_ceiled`` = r / ceiling (per response, then the median).
     """
-    _check_folds(data, folds)
+    check_folds(data, folds)
     check_int("n_boot", n_boot, 100)
     check_int("seed", seed, 0)
     if features.shape[0] != len(data):
@@ -663,12 +665,13 @@ def brain_alignment(
     base.check_model(model)
     if not isinstance(data, BrainData):
         raise LocalizeError("data must be a BrainData (BrainData.from_csv / from_frame).")
-    matches = check_matches(match)
-    check_int("n_random", n_random, 0)
-    check_int("n_boot", n_boot, 100)
-    check_int("n_permutations", n_permutations, 20)
-    check_int("seed", seed, 0)
-    _check_folds(data, folds)
+    config = BrainConfig(
+        n_random=n_random, match=match, folds=folds, seed=seed, pooling=pooling,
+        include_all=include_all, ceiling=ceiling, n_boot=n_boot, n_permutations=n_permutations,
+        batch_size=batch_size,
+    )  # fmt: skip
+    matches = list(config.match)
+    check_folds(data, folds)
     if len(base) == 0:
         raise LocalizeError("The unit set is empty: nothing to align.")
     magnitude = loc.stats["magnitude"] if loc is not None else None
@@ -758,7 +761,7 @@ def layer_alignment(
 ) -> pd.DataFrame:
     """The encoding score of all units of each layer: ``layer``, ``n_units``, ``r``,
     ``r_low``, ``r_high``, ``alpha``. ``features`` as in :func:`brain_alignment`."""
-    _check_folds(data, folds)
+    check_folds(data, folds)
     check_int("n_boot", n_boot, 100)
     check_int("seed", seed, 0)
     if features is None:

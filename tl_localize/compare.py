@@ -33,7 +33,6 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .ablation import (
-    METHODS,
     ResamplePool,
     UnitSet,
     ablation_hooks,
@@ -41,8 +40,9 @@ from .ablation import (
     plan_controls,
     resample_pool,
 )
+from .config import AblationConfig
 from .data.io import read_csv
-from .errors import LocalizeError, check_int
+from .errors import LocalizeError
 from .localize import Localization, parse_top, select_top
 from .models import model_signature
 from .options import BLOCKED
@@ -74,7 +74,7 @@ from .summaries import (
     pct,
 )
 from .tasks import PreparedTask, Task, prepare_tasks
-from .units import DEFAULT_MATCH, DEFAULT_N_RANDOM, NEEDS_MAGNITUDE, Units, check_matches
+from .units import DEFAULT_MATCH, DEFAULT_N_RANDOM, NEEDS_MAGNITUDE, Units
 
 __all__ = [
     "AblationComparison",
@@ -94,7 +94,6 @@ __all__ = [
 ]
 
 ALPHA = 0.05
-MIN_BOOT = 100
 TABLE_COLUMNS = [
     "model", "task", "metric", "method", "fraction", "set", "match", "seed", "n_units",
     "n_high_magnitude", "value", "value_low", "value_high", "chance", "change_pct",
@@ -360,15 +359,13 @@ def compare_ablation(
     base.check_model(model)
     if len(base) == 0 and not fractions:
         raise LocalizeError("The unit set is empty: there is nothing to ablate.")
-    matches = check_matches(match)
-    n_random = check_int("n_random", n_random, 0)
-    n_boot = check_int("n_boot", n_boot, MIN_BOOT)
-    seed = check_int("seed", seed, 0)
-    check_adjust("adjust", adjust)
-    if batch_size is not None:
-        check_int("batch_size", batch_size, 1)
-    if method not in METHODS:
-        raise LocalizeError(f"Unknown ablation method {method!r}; use one of {METHODS}.")
+    config = AblationConfig(
+        n_random=n_random, match=match, method=method, fractions=fractions,
+        n_per_paradigm=n_per_paradigm, n_boot=n_boot, seed=seed, adjust=adjust,
+        batch_size=batch_size,
+    )  # fmt: skip
+    matches, n_random = list(config.match), config.n_random
+    n_boot, seed, fractions = config.n_boot, config.seed, config.fractions
     if method == "mean" and means is None:
         raise LocalizeError("method='mean' needs means=unit_means(model, texts, site=...).")
     if method == "resample" and reference is None:

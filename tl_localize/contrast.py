@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from .config import POOLINGS
 from .data.arithmetic import format_problem, localizer_problems
 from .data.io import read_csv
 from .data.language import language_texts
@@ -27,8 +28,6 @@ from .data.tables import describe_rows, missing_texts, visible
 from .errors import Expected, LocalizeError, check_arguments
 
 __all__ = ["POOLINGS", "Contrast"]
-
-POOLINGS = ("last", "mean")
 
 
 def _builtin_language() -> Contrast:

@@ -16,12 +16,10 @@ import math
 import random
 import time
 import warnings
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from jaxtyping import Bool, Float
@@ -30,9 +28,18 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from .activations import accumulate_moments, check_pooling, stacked_activations
-from .contrast import POOLINGS, Contrast
+from .config import (
+    SELECTIONS,
+    BandLike,
+    LocalizeConfig,
+    parse_band,
+    parse_top,
+    resolve_config,
+    significance,
+)
+from .contrast import Contrast
 from .data.io import read_csv
-from .errors import LocalizeError, check_int
+from .errors import LocalizeError
 from .models import model_dtype, model_signature
 from .options import PRESETS
 from .protocol import Model
@@ -45,6 +52,7 @@ __all__ = [
     "PRESETS",
     "Localization",
     "LocalizeConfig",
+    "holdout_split",
     "localize",
     "parse_band",
     "parse_top",
@@ -53,81 +61,7 @@ __all__ = [
     "select_top",
 ]
 
-SELECTIONS = ("global", "per_layer")
-# a band as users write it: (lo, hi) in any numbers, or "80-90%" / "0.8-0.9"
-BandLike = tuple[float, float] | Sequence[int | float] | str
-SIGNIFICANCE = ("fdr", "perm")
-MIN_PERMUTATIONS = 20
 ROLE_STATS = ("mean_positive", "mean_negative", "abs_mean_positive", "abs_mean_negative")
-
-
-def parse_top(top: float | int | str) -> float | int | str:
-    """Read ``top``, with one meaning everywhere (API, strings, command line).
-
-    - a float in (0, 1] is a fraction of the units: ``0.01``, ``"0.01"``, ``"1%"``, and
-      ``1.0`` / ``"1.0"`` / ``"100%"`` (all units);
-    - an integer is a count: ``172``, ``"172"``;
-    - ``"fdr:0.05"`` selects every unit with t > 0 and Benjamini-Hochberg q < 0.05 over the
-      site, ``"perm:0.05"`` every unit above the family-wise max-t threshold at 0.05.
-
-    >>> parse_top("1%"), parse_top("1.0"), parse_top("172"), parse_top("fdr:0.05")
-    (0.01, 1.0, 172, 'fdr:0.05')
-    """
-    if isinstance(top, bool) or not isinstance(top, int | float | str | np.number):
-        raise LocalizeError(
-            f"top must be a fraction, a count or 'fdr:ALPHA' / 'perm:ALPHA'; got {top!r}."
-        )
-    if isinstance(top, np.number):
-        top = top.item()
-    if isinstance(top, str):
-        text = top.strip().lower()
-        kind, sep, alpha_text = text.partition(":")
-        if sep:
-            if kind not in SIGNIFICANCE:
-                raise LocalizeError(
-                    f"Cannot read top={top!r}: significance selection is 'fdr:ALPHA' or "
-                    "'perm:ALPHA' (for example 'fdr:0.05')."
-                )
-            try:
-                alpha = float(alpha_text)
-            except ValueError:
-                alpha = math.nan
-            if not 0 < alpha < 1:
-                raise LocalizeError(
-                    f"top={top!r}: the significance level must be a number in (0, 1), such as "
-                    f"'{kind}:0.05'."
-                )
-            return f"{kind}:{alpha:g}"
-        try:
-            if text.endswith("%"):
-                value: float | int = float(text[:-1]) / 100
-            elif text.isdigit():
-                value = int(text)
-            else:
-                value = float(text)
-        except ValueError:
-            raise LocalizeError(
-                f"Cannot read top={top!r}; use a fraction (0.01 or '1%'), a count (172), or "
-                "'fdr:0.05' / 'perm:0.05'."
-            ) from None
-        top = value
-    if isinstance(top, float):
-        if not 0 < top <= 1 or math.isnan(top):
-            raise LocalizeError(
-                f"top={top} is not a fraction in (0, 1]. Pass a float such as 0.01 (or '1%') "
-                "for 1% of the units, or an integer such as 172 for a count."
-            )
-    elif top < 1:
-        raise LocalizeError(f"top={top} units: a count must be at least 1.")
-    return top
-
-
-def significance(top: float | int | str) -> tuple[str, float] | None:
-    """``("fdr", 0.05)`` for ``"fdr:0.05"`` (the same for ``perm``), else None."""
-    if isinstance(top, str) and ":" in top:
-        kind, alpha = top.split(":")
-        return kind, float(alpha)
-    return None
 
 
 def resolve_top(top: float | int | str, n_units: int) -> int:
@@ -173,46 +107,6 @@ def select_top(
     return mask
 
 
-def parse_band(band: Any) -> tuple[float, float]:
-    """Read a band of the selectivity ranking: ``(lo, hi)`` fractions of the units from the
-    most selective (0) to the least (1), with ``0 <= lo < hi <= 1``.
-
-    Accepted spellings: a pair of numbers (``(0.8, 0.9)``, ``[0.99, 1.0]``) or a string
-    ``"0.8-0.9"``, ``"80-90%"``, ``"80%-90%"``.
-
-    >>> parse_band("80-90%"), parse_band("0.99-1"), parse_band([0, 0.01])
-    ((0.8, 0.9), (0.99, 1.0), (0.0, 0.01))
-    """
-    hint = (
-        "give band as two fractions (lo, hi) with 0 <= lo < hi <= 1, from the most selective "
-        "units (0) to the least (1): (0.99, 1.0), '0.8-0.9' or '80-90%'"
-    )
-    if isinstance(band, str):
-        text = band.strip().replace(" ", "")
-        percent = text.endswith("%")
-        parts = text.rstrip("%").split("-")
-        if len(parts) != 2:
-            raise LocalizeError(f"Cannot read band={band!r}; {hint}.")
-        try:
-            values = [float(part.rstrip("%")) for part in parts]
-        except ValueError:
-            raise LocalizeError(f"Cannot read band={band!r}; {hint}.") from None
-        if percent:
-            values = [v / 100 for v in values]
-    elif isinstance(band, list | tuple) and len(band) == 2:
-        if not all(
-            isinstance(v, int | float | np.number) and not isinstance(v, bool) for v in band
-        ):
-            raise LocalizeError(f"band={band!r} holds something other than numbers; {hint}.")
-        values = [float(v) for v in band]
-    else:
-        raise LocalizeError(f"band={band!r} is not a pair of fractions; {hint}.")
-    lo, hi = values
-    if not (0 <= lo < hi <= 1):  # NaN fails here too
-        raise LocalizeError(f"band={band!r} gives lo={lo:g}, hi={hi:g}; {hint}.")
-    return lo, hi
-
-
 def band_positions(band: BandLike, n_units: int) -> tuple[int, int]:
     """The ranks ``[start, end)`` a band covers among ``n_units`` ranked units: the
     ``floor((hi - lo) * n_units)`` units from rank ``ceil(lo * n_units)`` (rank 0 is the most
@@ -253,101 +147,6 @@ def select_band(
     else:
         raise LocalizeError(f"Unknown selection {selection!r}; use one of {SELECTIONS}.")
     return mask
-
-
-@dataclass
-class LocalizeConfig:
-    """How a localization was made.
-
-    Attributes:
-        site: unit site (``resid_post``: block outputs).
-        top: fraction of all units (float in (0, 1]), a count (int), or a significance
-            threshold (``"fdr:0.05"``, ``"perm:0.05"``); per layer when
-            ``selection="per_layer"``. ``None`` with a ``band`` (the band alone defines the
-            set), else 1%.
-        band: ``(lo, hi)``: the units whose selectivity rank lies in this band of the
-            ranking, from the most selective (0) to the least (1); ``(0.99, 1.0)`` is the
-            least selective 1%. Exclusive with ``top``.
-        pooling: ``last`` or ``mean``; ``None`` means the contrast's own.
-        absolute: t-test on absolute activations (the reference) instead of signed ones.
-        selection: ``global`` (top-k over all layers together) or ``per_layer``.
-        truncate: keep only the first N tokens of each text (the reference: 12).
-        prepend_bos: ``None`` tokenizes as the model's tokenizer does by default.
-        batch_size: texts per forward pass (1 reproduces the reference loop exactly).
-        holdout: share of each condition's stimuli kept out of the selection and used to
-            measure the selected units' selectivity again (``None``: select on all).
-        seed: seed of the held-out split and of label permutations.
-        n_permutations: label permutations for ``top="perm:ALPHA"``.
-        preset: name of the preset these settings came from, if any.
-    """
-
-    site: str = "resid_post"
-    top: float | int | str | None = None
-    band: BandLike | None = None
-    pooling: str | None = None
-    absolute: bool = True
-    selection: str = "global"
-    truncate: int | None = None
-    prepend_bos: bool | None = None
-    batch_size: int = 32
-    holdout: float | int | None = None
-    seed: int = 0
-    n_permutations: int = 1000
-    preset: str | None = None
-
-    def __post_init__(self) -> None:
-        get_site(self.site)
-        if self.band is not None:
-            if self.top is not None:
-                raise LocalizeError(
-                    f"top={self.top!r} and band={self.band!r} both define the selected set; "
-                    "give one of them (a band alone selects its share of the units)."
-                )
-            self.band = parse_band(self.band)
-        else:
-            self.top = parse_top(0.01 if self.top is None else self.top)
-        if self.pooling is not None and self.pooling not in POOLINGS:
-            raise LocalizeError(f"Unknown pooling {self.pooling!r}; use one of {POOLINGS}.")
-        if self.selection not in SELECTIONS:
-            raise LocalizeError(f"Unknown selection {self.selection!r}; use one of {SELECTIONS}.")
-        if self.preset is not None and self.preset not in PRESETS:
-            raise LocalizeError(f"Unknown preset {self.preset!r}; presets: {sorted(PRESETS)}.")
-        check_int("batch_size", self.batch_size, 1)
-        check_int("seed", self.seed, 0)
-        if self.truncate is not None:
-            check_int("truncate", self.truncate, 1)
-        if not isinstance(self.absolute, bool):
-            raise LocalizeError(f"absolute must be True or False, got {self.absolute!r}.")
-        if self.prepend_bos is not None and not isinstance(self.prepend_bos, bool):
-            raise LocalizeError(
-                f"prepend_bos must be None, True or False, not {self.prepend_bos!r}."
-            )
-        if self.holdout is not None and (
-            isinstance(self.holdout, bool)
-            or not isinstance(self.holdout, int | float)
-            or not 0 < self.holdout < 1
-        ):
-            raise LocalizeError(
-                f"holdout={self.holdout!r}: the held-out share of the stimuli must be a number "
-                "in (0, 1), such as 0.5 (select on half, measure on the other half)."
-            )
-        test = None if self.top is None else significance(self.top)
-        if test is not None:
-            if self.selection != "global":
-                raise LocalizeError(
-                    f"top={self.top!r} tests every unit of the site together; use "
-                    "selection='global' with it."
-                )
-            if test[0] == "perm":
-                check_int("n_permutations", self.n_permutations, MIN_PERMUTATIONS)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LocalizeConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 class Localization:
@@ -660,24 +459,9 @@ def _load_stats(path: Path, shape: tuple[int, ...], contrast: dict[str, Any]) ->
     return stats
 
 
-def _resolve_config(preset: str | None, contrast_pooling: str, **given: Any) -> LocalizeConfig:
-    settings = {k: v for k, v in given.items() if v is not None}
-    if preset is not None:
-        if preset not in PRESETS:
-            raise LocalizeError(f"Unknown preset {preset!r}; presets: {sorted(PRESETS)}.")
-        fixed = {k: v for k, v in PRESETS[preset].items() if k != "by_pooling"}
-        fixed.update(PRESETS[preset]["by_pooling"][contrast_pooling])
-        clash = {k: v for k, v in settings.items() if k in fixed and fixed[k] != v}
-        if clash:
-            raise LocalizeError(
-                f"Preset {preset!r} fixes {sorted(clash)} (to "
-                f"{ {k: fixed[k] for k in clash} }); drop those arguments or drop the preset."
-            )
-        settings.update(fixed)
-    return LocalizeConfig(**settings, preset=preset)
-
-
-def _split(n: int, holdout: float, rng: random.Random, cond: str) -> tuple[list[int], list[int]]:
+def holdout_split(
+    n: int, holdout: float, rng: random.Random, cond: str
+) -> tuple[list[int], list[int]]:
     """Indices of the texts to select on and of those held out."""
     order = list(range(n))
     rng.shuffle(order)
@@ -769,7 +553,7 @@ def localize(
         A :class:`Localization`.
     """
     contrast = _as_contrast(contrast)
-    config = _resolve_config(
+    config = resolve_config(
         preset,
         contrast.pooling,
         site=site,
@@ -858,7 +642,7 @@ def _plan(model: Model, contrast: Contrast, config: LocalizeConfig) -> _Plan:
         if config.holdout is None:
             parts["select"][role] = texts
         else:
-            kept, held = _split(len(texts), config.holdout, rng, cond)
+            kept, held = holdout_split(len(texts), config.holdout, rng, cond)
             parts["select"][role] = [texts[i] for i in kept]
             parts["heldout"][role] = [texts[i] for i in held]
             heldout_index[cond] = held

@@ -31,10 +31,11 @@ from scipy import stats as sps
 from torch import Tensor
 
 from .activations import stacked_activations
+from .config import ReliabilityConfig, resolve_config
 from .contrast import Contrast
 from .data.io import read_csv
 from .errors import LocalizeError, check_int
-from .localize import _resolve_config, select_top, significance
+from .localize import select_top, significance
 from .models import model_signature
 from .protocol import Model
 from .results import (
@@ -48,7 +49,15 @@ from .results import (
 from .sites import get_site
 from .stats import Moments, percentile_interval, welch_t
 
-__all__ = ["LocalizerPower", "dice", "jaccard", "power_sizes", "reliability", "split_half"]
+__all__ = [
+    "LocalizerPower",
+    "check_sizes",
+    "dice",
+    "jaccard",
+    "power_sizes",
+    "reliability",
+    "split_half",
+]
 
 TARGET_DICE = 0.8  # the agreement the power sentence asks for
 SMALLEST_SIZE = 5  # the first size of the automatic ladder
@@ -207,7 +216,7 @@ def power_sizes(n_stimuli: int) -> list[int]:
     return [*sizes, largest]
 
 
-def _check_sizes(sizes: Sequence[int] | str, n_stimuli: int) -> list[int]:
+def check_sizes(sizes: Sequence[int] | str, n_stimuli: int) -> list[int]:
     if isinstance(sizes, str):
         if sizes != "auto":
             raise LocalizeError(
@@ -501,14 +510,10 @@ def reliability(
     }  # fmt: skip
     if unknown:
         raise LocalizeError(f"reliability() got unknown settings {sorted(unknown)}.")
+    ReliabilityConfig(top=top, n_splits=n_splits, seed=seed, sizes=sizes)
     preset = localize_settings.pop("preset", None)
-    config = _resolve_config(preset, contrast.pooling, top=top, **localize_settings)
+    config = resolve_config(preset, contrast.pooling, top=top, **localize_settings)
     assert config.top is not None  # no band here
-    if significance(config.top) is not None:
-        raise LocalizeError(
-            "reliability compares the top units of two halves: give top as a fraction or a "
-            f"count, not {config.top!r}."
-        )
     site = get_site(config.site, model)
     names = [site.hook_name(layer) for layer in range(int(model.cfg.n_layers))]
     splits = check_int("n_splits", n_splits if n_splits is not None else 10, 1)
@@ -516,7 +521,7 @@ def reliability(
     n_stimuli = min(len(contrast.conditions[c]) for c in conditions)
     checked = None
     if sizes is not None:
-        checked = _check_sizes(sizes, n_stimuli)  # before any forward pass
+        checked = check_sizes(sizes, n_stimuli)  # before any forward pass
         splits = check_int("n_splits", n_splits if n_splits is not None else 20, 2)
     settings = {
         "pooling": config.pooling or contrast.pooling,

@@ -55,18 +55,19 @@ from typing import Any
 
 import pandas as pd
 
-from ..contrast import BUILTINS, POOLINGS
-from ..errors import LocalizeError
-from ..options import (
-    ADJUSTMENTS,
-    BRAIN_LAYOUT,
-    DEFAULT_MATCH,
-    DEFAULT_N_RANDOM,
-    DTYPE_NAMES,
-    MATCHES,
-    METHODS,
-    PRESETS,
+from ..config import (
+    POOLINGS,
+    AblationConfig,
+    AttributionConfig,
+    BrainConfig,
+    LocalizeConfig,
+    build_config,
+    parse_band,
+    parse_top,
 )
+from ..contrast import BUILTINS
+from ..errors import LocalizeError
+from ..options import ADJUSTMENTS, BRAIN_LAYOUT, DTYPE_NAMES, MATCHES, METHODS, PRESETS
 from ..sites import SITES
 from ..tasks import TASKS
 
@@ -83,6 +84,21 @@ __all__ = [
 
 def _fail(path: str, message: str) -> LocalizeError:
     return LocalizeError(f"{path}: {message}")
+
+
+def _default(cls: type, name: str) -> Any:
+    """The default of a config field: a study's default is the API's."""
+    return next(f.default for f in fields(cls) if f.name == name)
+
+
+def _checked(path: str, cls: type, values: dict[str, Any]) -> Any:
+    """``values`` checked by the analysis's own config (the API's and the command line's
+    checks), an error naming the key path (``ablation.n_boot``)."""
+    try:
+        return build_config(cls, values)
+    except LocalizeError as error:
+        name = getattr(error, "field", None)
+        raise _fail(f"{path}.{name}" if name else path, str(error)) from None
 
 
 def _keys(path: str, data: Any, allowed: Sequence[str], required: Sequence[str] = ()) -> dict:
@@ -259,10 +275,47 @@ class ModelSpec:
         )
 
 
+def _default_top() -> float:
+    """The API's default selection (1% of the units)."""
+    top = LocalizeConfig().top
+    assert isinstance(top, float)
+    return top
+
+
+def _fraction(path: str, top: Any) -> float:
+    """A network's ``top`` as the API reads it (``0.01``, ``"1%"``), where a study can use
+    it: a fraction of the site in (0, 1). A count or a significance threshold selects a
+    different share of each model's units, and a study compares shares across models."""
+    if isinstance(top, bool) or not isinstance(top, int | float | str):
+        raise _fail(path, f"{top!r} is not a fraction in (0, 1), such as 0.01 or '1%'")
+    try:
+        value = parse_top(top)
+    except LocalizeError as error:
+        raise _fail(path, f"{top!r} is not a fraction: {error}") from None
+    if isinstance(value, str):
+        raise _fail(
+            path,
+            f"{top!r} selects by significance, a different share of each model's units; a "
+            "study compares unit sets of one share of the site across models: give a fraction "
+            "such as 0.01 or '1%'",
+        )
+    if isinstance(value, int):
+        raise _fail(
+            path,
+            f"{top!r} is a count of units; a study compares unit sets of one share of the site "
+            "across models of different widths: give a fraction such as 0.01 or '1%'",
+        )
+    if not 0 < value < 1:
+        raise _fail(
+            path,
+            f"{top!r} is not a fraction in (0, 1): a study compares unit sets of a share of the "
+            "site's units (and controls drawn from the rest), such as 0.01",
+        )
+    return value
+
+
 def _bands(path: str, value: Any) -> list[tuple[float, float]]:
     """One band (a pair of numbers or a string) or a list of them, as sorted pairs."""
-    from ..localize import parse_band
-
     single = isinstance(value, str) or (
         isinstance(value, list)
         and len(value) == 2
@@ -293,7 +346,7 @@ class NetworkSpec:
     negative: str | None = None
     site: str = "resid_post"
     pooling: str | None = None
-    top: list[float] = field(default_factory=lambda: [0.01])
+    top: list[float] = field(default_factory=lambda: [_default_top()])
     band: list[tuple[float, float]] = field(default_factory=list)
     preset: str | None = None
     tasks: list[str] | None = None
@@ -316,19 +369,13 @@ class NetworkSpec:
             ):
                 raise _fail(f"{path}.positive", "a CSV contrast needs positive and negative")
         bands = _bands(f"{path}.band", data["band"]) if data.get("band", []) != [] else []
-        tops = data.get("top", [] if bands else [0.01])
+        tops = data.get("top", [] if bands else [_default_top()])
         tops = tops if isinstance(tops, list) else [tops]
         if not tops and not bands:
             raise _fail(f"{path}.top", "give at least one fraction (or a band)")
-        for i, top in enumerate(tops):
-            if isinstance(top, bool) or not isinstance(top, int | float) or not 0 < top < 1:
-                raise _fail(
-                    f"{path}.top[{i}]",
-                    f"{top!r} is not a fraction in (0, 1): a study compares unit sets of a "
-                    "share of the site's units, such as 0.01",
-                )
+        tops = [_fraction(f"{path}.top[{i}]", top) for i, top in enumerate(tops)]
         tasks = data.get("tasks")
-        return cls(
+        network = cls(
             name=_str(f"{path}.name", data["name"]),
             contrast=contrast,
             positive=data.get("positive") and _str(f"{path}.positive", data["positive"]),
@@ -340,6 +387,9 @@ class NetworkSpec:
             preset=data.get("preset") and _str(f"{path}.preset", data["preset"], sorted(PRESETS)),
             tasks=None if tasks is None else _strings(f"{path}.tasks", tasks),
         )
+        _checked(path, LocalizeConfig, {k: data[k] for k in ("site", "pooling", "preset")
+                                        if data.get(k) is not None})  # fmt: skip
+        return network
 
     def own_selection(self) -> dict[str, Any]:
         """How the network's own localization selects (what its brain alignment and
@@ -351,18 +401,19 @@ class NetworkSpec:
 class AblationSpec:
     """How unit sets are ablated and which random controls are drawn."""
 
-    method: str = "zero"
+    method: str = _default(AblationConfig, "method")
     reference: str | None = None  # mean / resample: a built-in contrast or a text file
-    match: list[str] = field(default_factory=lambda: list(DEFAULT_MATCH))
-    n_random: int = DEFAULT_N_RANDOM
-    n_boot: int = 1000
-    seed: int = 0
-    batch_size: int | None = None
+    match: list[str] = field(default_factory=lambda: list(_default(AblationConfig, "match")))
+    n_random: int = _default(AblationConfig, "n_random")
+    n_boot: int = _default(AblationConfig, "n_boot")
+    seed: int = _default(AblationConfig, "seed")
+    batch_size: int | None = _default(AblationConfig, "batch_size")
 
     @classmethod
     def parse(cls, path: str, data: Any, base: Path) -> AblationSpec:
         data = _keys(path, data, [f.name for f in _fields(cls)])
-        method = _str(f"{path}.method", data.get("method", "zero"), METHODS)
+        default = cls()
+        method = _str(f"{path}.method", data.get("method", default.method), METHODS)
         reference = data.get("reference")
         if reference is not None:
             reference = _str(f"{path}.reference", reference)
@@ -370,14 +421,16 @@ class AblationSpec:
                 reference = _file(f"{path}.reference", reference, base, folder_ok=False)
         elif method != "zero":
             reference = "language"
+        match = _strings(f"{path}.match", data.get("match", default.match), MATCHES)
+        _checked(path, AblationConfig, {k: v for k, v in data.items() if k != "reference"})
         return cls(
             method=method,
             reference=reference,
-            match=_strings(f"{path}.match", data.get("match", list(DEFAULT_MATCH)), MATCHES),
-            n_random=_int(f"{path}.n_random", data.get("n_random", DEFAULT_N_RANDOM), 0),
-            n_boot=_int(f"{path}.n_boot", data.get("n_boot", 1000), 100),
-            seed=_int(f"{path}.seed", data.get("seed", 0), 0),
-            batch_size=data.get("batch_size") and _int(f"{path}.batch_size", data["batch_size"], 1),
+            match=match,
+            n_random=data.get("n_random", default.n_random),
+            n_boot=data.get("n_boot", default.n_boot),
+            seed=data.get("seed", default.seed),
+            batch_size=data.get("batch_size", default.batch_size),
         )
 
 
@@ -428,14 +481,17 @@ class BrainSpec:
     """Brain alignment of every network's selected units on each dataset."""
 
     data: list[BrainDataSpec] = field(default_factory=list)
-    folds: int = 10
-    n_random: int = DEFAULT_N_RANDOM
-    match: list[str] = field(default_factory=lambda: list(DEFAULT_MATCH))
-    seed: int = 0
+    folds: int = _default(BrainConfig, "folds")
+    n_random: int = _default(BrainConfig, "n_random")
+    match: list[str] = field(default_factory=lambda: list(_default(BrainConfig, "match")))
+    seed: int = _default(BrainConfig, "seed")
 
     @classmethod
     def parse(cls, path: str, data: Any, base: Path) -> BrainSpec:
         data = _keys(path, data, [f.name for f in _fields(cls)], ["data"])
+        default = cls()
+        match = _strings(f"{path}.match", data.get("match", default.match), MATCHES)
+        _checked(path, BrainConfig, {k: v for k, v in data.items() if k != "data"})
         items = data["data"]
         if not isinstance(items, list) or not items:
             raise _fail(f"{path}.data", "give at least one dataset ([[brain.data]] path = ...)")
@@ -445,10 +501,10 @@ class BrainSpec:
             raise _fail(f"{path}.data", f"dataset names repeat: {names}; give each a name")
         return cls(
             data=datasets,
-            folds=_int(f"{path}.folds", data.get("folds", 10), 2),
-            n_random=_int(f"{path}.n_random", data.get("n_random", DEFAULT_N_RANDOM), 0),
-            match=_strings(f"{path}.match", data.get("match", list(DEFAULT_MATCH)), MATCHES),
-            seed=_int(f"{path}.seed", data.get("seed", 0), 0),
+            folds=data.get("folds", default.folds),
+            n_random=data.get("n_random", default.n_random),
+            match=match,
+            seed=data.get("seed", default.seed),
         )
 
 
@@ -458,16 +514,17 @@ class AttributionSpec:
     network's selectivity."""
 
     tasks: list[str] = field(default_factory=lambda: ["builtin"])
-    n_items: int | None = None
+    n_items: int | None = _default(AttributionConfig, "n_items")
 
     @classmethod
     def parse(cls, path: str, data: Any, base: Path) -> AttributionSpec:
         data = _keys(path, data, [f.name for f in _fields(cls)])
+        _checked(path, AttributionConfig, {k: v for k, v in data.items() if k != "tasks"})
         from ..tasks import attributable
 
         return cls(
             tasks=_strings(f"{path}.tasks", data.get("tasks", ["builtin"]), attributable()),
-            n_items=data.get("n_items") and _int(f"{path}.n_items", data["n_items"], 1),
+            n_items=data.get("n_items", cls.n_items),
         )
 
 

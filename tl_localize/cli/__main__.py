@@ -1,0 +1,7 @@
+"""``python -m tl_localize.cli``."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
