@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from tl_localize import LocalizeError
-from tl_localize.cli import EXIT_BROKEN_PIPE, build_parser
+from tl_localize.cli import EXIT_BROKEN_PIPE, build_parser, main
 from tl_localize.study import run_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,6 +162,14 @@ def test_quiet_and_one_line_warnings(small_csv, tiny_hf, tmp_path):
     assert removed.returncode == 2, removed.stderr
     (error,) = removed.stderr.splitlines()
     assert "unrecognized arguments: --means-from" in error, error
+    assert error.count("tl-localize") == 2, error  # "tl-localize: error: ..." and its --help
+
+
+def test_a_usage_error_names_the_program_once(capsys):
+    assert main(["localize", "--out", "x", "--bogus"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("tl-localize: error: unrecognized arguments: --bogus"), line
+    assert line.endswith("(see tl-localize --help)"), line
 
 
 def test_every_command_takes_quiet_and_verbose():

@@ -23,7 +23,10 @@ class Parser(argparse.ArgumentParser):
     """argparse whose usage errors are one-line LocalizeErrors (exit status 2)."""
 
     def error(self, message: str) -> NoReturn:
-        raise LocalizeError(f"{self.prog}: {message} (see {self.prog} --help)")
+        # main prints "tl-localize: error: ...": name the command, not the program again
+        command = self.prog.removeprefix("tl-localize").strip()
+        where = f"{command}: " if command else ""
+        raise LocalizeError(f"{where}{message} (see {self.prog} --help)")
 
     def print_help(self, file: SupportsWrite[str] | None = None) -> None:
         """As argparse's, but an output closed early (``--help | head -1``) is not ignored:
