@@ -126,11 +126,6 @@ EXCEPTIONS: dict[tuple[str, str], dict[str, str]] = {
     ("brain_alignment", "spec"): {
         "data": "the datasets ([[brain.data]] tables)",
         "pooling": "not a study key: each network's localization's pooling",
-        "include_all": "not a study key yet: a study uses the API's default",
-        "ceiling": "not a study key yet: a study uses the API's default",
-        "n_boot": "not a study key yet: a study uses the API's default",
-        "n_permutations": "not a study key yet: a study uses the API's default",
-        "batch_size": "not a study key yet: a study uses the API's default",
     },
     ("unit_attribution", "api"): {
         "site": "the units' site (a call argument)",
@@ -156,9 +151,6 @@ EXCEPTIONS: dict[tuple[str, str], dict[str, str]] = {
     },
     ("unit_attribution", "spec"): {
         "tasks": "the study's tasks attributed",
-        "unaligned": "not a study key yet: registered tasks drop unaligned pairs",
-        "batch_size": "not a study key yet: a study uses the API's default",
-        "seed": "not a study key yet: a study uses the API's default",
         "check_kind": "a study runs no patching check",
         "check_units": "a study runs no patching check",
         "check_items": "a study runs no patching check",

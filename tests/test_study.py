@@ -104,6 +104,40 @@ tasks = ["builtin"]
     assert changed == {"llama/attribution-lang-builtin"}
 
 
+def test_brain_and_attribution_settings_of_a_study_reach_their_jobs_only(
+    tmp_path, small_contrast, tiny_hf
+):
+    csv = tmp_path / "brain.csv"
+    pd.DataFrame({"Sentence": STIMULI, "EffectSize": np.arange(8.0)}).to_csv(csv, index=False)
+    models = [{"label": "llama", "spec": str(tiny_hf["llama"]), "dtype": "float32"}]
+    base = spec(models, small_contrast, brain={"data": [{"path": str(csv)}], "folds": 4},
+                attribution={"tasks": ["builtin"]})  # fmt: skip
+    keys = {j.id: j.key for j in plan_study(Study.from_dict(base))}
+    # the defaults written out give the same jobs as left out (keys of older studies hold)
+    spelled = {**base, "brain": {**base["brain"], "n_boot": 1000, "include_all": True},
+               "attribution": {"tasks": ["builtin"], "batch_size": 16, "seed": 0}}  # fmt: skip
+    assert {j.id: j.key for j in plan_study(Study.from_dict(spelled))} == keys
+    brain = {**base["brain"], "n_boot": 200, "ceiling": 0.5, "include_all": False}
+    attribution = {"tasks": ["builtin"], "batch_size": 4, "unaligned": "drop"}
+    changed = {**base, "brain": brain, "attribution": attribution}
+    study = Study.from_dict(changed)
+    assert study.brain.settings() == {
+        "folds": 4, "n_random": 3, "match": ["uniform", "magnitude"], "seed": 0,
+        "include_all": False, "ceiling": 0.5, "n_boot": 200, "n_permutations": 1000,
+        "batch_size": 32,
+    }  # fmt: skip
+    moved = {j.id for j in plan_study(study) if keys[j.id] != j.key}
+    assert moved == {"llama/brain-lang-brain", "llama/attribution-lang-builtin"}
+    # checked by the analyses' own configs, the key path named
+    for table, bad, message in [
+        ("brain", {"ceiling": 1.5}, r"brain.ceiling"),
+        ("brain", {"n_boot": 5}, r"brain.n_boot"),
+        ("attribution", {"unaligned": "keep"}, r"attribution.unaligned"),
+    ]:
+        with pytest.raises(LocalizeError, match=message):
+            Study.from_dict({**base, table: {**base[table], **bad}})
+
+
 def test_bands_and_the_least_active_control_in_a_study_spec(small_contrast, tiny_hf):
     data = spec([{"label": "llama", "spec": str(tiny_hf["llama"])}], small_contrast)
     data["networks"][0]["band"] = [0.99, 1.0]  # one band, and no top: only the band

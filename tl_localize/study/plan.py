@@ -229,7 +229,7 @@ def plan_study(study: Study, *, model_keys: dict[str, str] | None = None) -> lis
                                 )
                             )
             if study.brain is not None:
-                brain = {k: getattr(study.brain, k) for k in ("folds", "n_random", "match", "seed")}
+                brain = study.brain.key()
                 for dataset in study.brain.data:
                     key = _hash(mkey, localize_key[network.name], brain, asdict(dataset),
                                 _file_digest(Path(dataset.path)))  # fmt: skip
@@ -239,7 +239,7 @@ def plan_study(study: Study, *, model_keys: dict[str, str] | None = None) -> lis
             if study.attribution is not None:
                 for task in study.attribution.tasks:
                     key = _hash(mkey, localize_key[network.name], task, task_digest[task],
-                                asdict(study.attribution))  # fmt: skip
+                                study.attribution.key())  # fmt: skip
                     jobs.append(Job(spec.label, f"attribution-{network.name}-{task}",
                                     "attribution", key, network=network.name, task=task,
                                     depends=depends))  # fmt: skip

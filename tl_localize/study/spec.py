@@ -485,6 +485,25 @@ class BrainSpec:
     n_random: int = _default(BrainConfig, "n_random")
     match: list[str] = field(default_factory=lambda: list(_default(BrainConfig, "match")))
     seed: int = _default(BrainConfig, "seed")
+    include_all: bool = _default(BrainConfig, "include_all")
+    ceiling: float | list[float] | None = None  # BrainConfig's (tests/test_parity.py)
+    n_boot: int = _default(BrainConfig, "n_boot")
+    n_permutations: int = _default(BrainConfig, "n_permutations")
+    batch_size: int = _default(BrainConfig, "batch_size")
+
+    # the settings a job's key always holds; the others only when they differ from their
+    # defaults (keys of studies written before them stay the same)
+    KEYED = ("folds", "n_random", "match", "seed")
+
+    def settings(self) -> dict[str, Any]:
+        """The settings as brain_alignment takes them (the datasets apart)."""
+        return {f.name: getattr(self, f.name) for f in _fields(type(self)) if f.name != "data"}
+
+    def key(self) -> dict[str, Any]:
+        default = type(self)()
+        return {
+            k: v for k, v in self.settings().items() if k in self.KEYED or v != getattr(default, k)
+        }
 
     @classmethod
     def parse(cls, path: str, data: Any, base: Path) -> BrainSpec:
@@ -499,13 +518,10 @@ class BrainSpec:
         names = [d.name for d in datasets]
         if len(set(names)) != len(names):
             raise _fail(f"{path}.data", f"dataset names repeat: {names}; give each a name")
-        return cls(
-            data=datasets,
-            folds=data.get("folds", default.folds),
-            n_random=data.get("n_random", default.n_random),
-            match=match,
-            seed=data.get("seed", default.seed),
-        )
+        settings = {k: v for k, v in data.items() if k not in ("data", "match")}
+        if isinstance(settings.get("ceiling"), list):
+            settings["ceiling"] = [float(v) for v in settings["ceiling"]]
+        return cls(data=datasets, match=match, **settings)
 
 
 @dataclass
@@ -515,6 +531,19 @@ class AttributionSpec:
 
     tasks: list[str] = field(default_factory=lambda: ["builtin"])
     n_items: int | None = _default(AttributionConfig, "n_items")
+    unaligned: str | None = _default(AttributionConfig, "unaligned")
+    batch_size: int = _default(AttributionConfig, "batch_size")
+    seed: int = _default(AttributionConfig, "seed")
+
+    KEYED = ("tasks", "n_items")  # as BrainSpec.KEYED
+
+    def key(self) -> dict[str, Any]:
+        default = type(self)()
+        return {
+            f.name: getattr(self, f.name)
+            for f in _fields(type(self))
+            if f.name in self.KEYED or getattr(self, f.name) != getattr(default, f.name)
+        }
 
     @classmethod
     def parse(cls, path: str, data: Any, base: Path) -> AttributionSpec:
@@ -522,9 +551,10 @@ class AttributionSpec:
         _checked(path, AttributionConfig, {k: v for k, v in data.items() if k != "tasks"})
         from ..tasks import attributable
 
+        settings = {k: v for k, v in data.items() if k != "tasks"}
         return cls(
             tasks=_strings(f"{path}.tasks", data.get("tasks", ["builtin"]), attributable()),
-            n_items=data.get("n_items", cls.n_items),
+            **settings,
         )
 
 

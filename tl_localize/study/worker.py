@@ -230,11 +230,16 @@ class ModelRunner:
         key = (name, loc.units.site, pooling)
         if key not in self._features:
             self._features[key] = sentence_features(
-                self.model, data.sentences, site=loc.units.site, pooling=pooling, progress=False
+                self.model,
+                data.sentences,
+                site=loc.units.site,
+                pooling=pooling,
+                batch_size=brain.batch_size,
+                progress=False,
             )
         result = brain_alignment(
-            self.model, loc, data, n_random=brain.n_random, match=brain.match, folds=brain.folds,
-            seed=brain.seed, features=self._features[key], progress=False,
+            self.model, loc, data, **brain.settings(), features=self._features[key],
+            progress=False,
         )  # fmt: skip
         result.record.update(self._record(job))
         result.save(job.folder(self.out), force=True)
@@ -247,8 +252,10 @@ class ModelRunner:
         key = (loc.units.site, job.task)
         if key not in self._attributions:
             options = self.study.tasks.get(job.task, {})
+            spec = self.study.attribution
             self._attributions[key] = unit_attribution(
-                self.model, loc.units.site, job.task, n_items=self.study.attribution.n_items,
+                self.model, loc.units.site, job.task, n_items=spec.n_items,
+                unaligned=spec.unaligned, batch_size=spec.batch_size, seed=spec.seed,
                 blimp=options.get("blimp"), progress=False,
             )  # fmt: skip
         att = self._attributions[key]
