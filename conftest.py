@@ -131,6 +131,16 @@ def tiny():
 
 
 @pytest.fixture(scope="session")
+def saved_loc(tiny, toy_contrast, tmp_path_factory):
+    """A localization of ``tiny`` (the toy contrast, top 6) and the folder it was saved in."""
+    from tl_localize import localize
+
+    loc = localize(tiny, toy_contrast, top=6, progress=False)
+    folder = loc.save(tmp_path_factory.mktemp("saved") / "loc", figure=False)
+    return loc, folder
+
+
+@pytest.fixture(scope="session")
 def make_tiny():
     """Build another tiny model: ``make_tiny(n_layers=2, name="other")``."""
     return tiny_model
