@@ -10,6 +10,7 @@ and after, and must not change (the model cache, ``$TL_LOCALIZE_CACHE``, is left
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -33,7 +34,7 @@ from tl_localize import (
     Localization,
     LocalizeError,
 )
-from tl_localize.cli import main
+from tl_localize.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT_COLUMNS = "text,condition\n"
@@ -307,3 +308,30 @@ def check_api_error(call, names, work, tiny) -> None:
     if names is not None:
         assert names in str(caught.value)
     assert work.snapshot() == before
+
+
+# a command's parser and, for each of its words, the names that spell it
+Command = tuple[argparse.ArgumentParser, tuple[tuple[str, ...], ...]]
+
+
+def cli_commands() -> dict[tuple[str, ...], Command]:
+    """Every command of ``tl-localize``, read from its parser: its words (``("localize",)``,
+    ``("study", "run")``) -> its parser and, for each word, the names that spell it (the
+    name and its aliases). A group of subcommands (``study``) is not itself a command."""
+    found: dict[tuple[str, ...], Command] = {}
+
+    def walk(parser: argparse.ArgumentParser, words: tuple[str, ...], spellings: tuple) -> None:
+        groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not groups:
+            found[words] = (parser, spellings)
+            return
+        for group in groups:
+            names: dict[int, list[str]] = {}
+            for name, sub in group.choices.items():  # a name first, then its aliases
+                names.setdefault(id(sub), []).append(name)
+            for sub in {id(s): s for s in group.choices.values()}.values():
+                spelled = tuple(names[id(sub)])
+                walk(sub, (*words, spelled[0]), (*spellings, spelled))
+
+    walk(build_parser(), (), ())
+    return found

@@ -22,6 +22,7 @@ from _hostile import (
     broken_hf,
     check_cli_refusal,
     cli,
+    cli_commands,
     edit_record,
     error_line,
     loc_args,
@@ -686,3 +687,51 @@ def test_cli_interrupt_exits_130_and_writes_nothing(work, monkeypatch, capsys):
     rc, _, err = cli(capsys, [*LOCALIZE, "--out", "out"])
     assert rc == 130 and "interrupted" in err
     assert work.snapshot() == before
+
+
+# -- every command that writes results, read from the parser -------------------------------
+STUDY = """name = "s"
+[[models]]
+label = "m"
+spec = "tiny"
+[[networks]]
+name = "language"
+[tasks.arithmetic]
+"""
+# a valid value for each argument a command requires (by its dest), written in the work folder
+REQUIRED: dict[str, Callable[[Work], Any]] = {
+    "units": lambda w: "loc",
+    "data": lambda w: "brain.csv",
+    "spec": lambda w: w.write("study.toml", STUDY),
+}
+RESULTS_COMMANDS = [
+    words
+    for words, (parser, _) in cli_commands().items()
+    if {"--out", "--force"} <= set(parser._option_string_actions)
+]
+
+
+def with_required(words: tuple[str, ...], w: Work, out: Any) -> list[Any]:
+    parser, _ = cli_commands()[words]
+    argv: list[Any] = [*words]
+    for action in parser._actions:
+        positional = not action.option_strings and action.nargs is None
+        if action.dest == "out" or not (action.required or positional):
+            continue
+        if action.dest not in REQUIRED:
+            pytest.fail(f"{' '.join(words)} requires {action.dest}: add a value to REQUIRED")
+        value = REQUIRED[action.dest](w)
+        argv += [value] if positional else [action.option_strings[0], value]
+    return [*argv, "--out", out, "--force"]
+
+
+@pytest.mark.parametrize("out", [".", "..", "~"])
+@pytest.mark.parametrize("words", RESULTS_COMMANDS, ids=" ".join)
+def test_every_command_that_writes_results_refuses_the_current_parent_and_home_folders(
+    words, out, work, no_model, capsys
+):
+    """``--force`` never empties the folder a user works in, the one above it or the home
+    folder, whatever the command; the refusal names the folder."""
+    target = {".": work.work, "..": work.root, "~": work.home}[out]
+    check_cli_refusal(lambda w: with_required(words, w, out), str(target), work, capsys)
+    assert len(RESULTS_COMMANDS) >= 6  # localize, reliability, the analyses and study run
