@@ -314,10 +314,11 @@ def check_api_error(call, names, work, tiny) -> None:
 Command = tuple[argparse.ArgumentParser, tuple[tuple[str, ...], ...]]
 
 
-def cli_commands() -> dict[tuple[str, ...], Command]:
+def cli_commands(parser: argparse.ArgumentParser | None = None) -> dict[tuple[str, ...], Command]:
     """Every command of ``tl-localize``, read from its parser: its words (``("localize",)``,
     ``("study", "run")``) -> its parser and, for each word, the names that spell it (the
-    name and its aliases). A group of subcommands (``study``) is not itself a command."""
+    name and its aliases). A group of subcommands (``study``) is not itself a command.
+    ``parser``: another parser to read (the CLI's by default)."""
     found: dict[tuple[str, ...], Command] = {}
 
     def walk(parser: argparse.ArgumentParser, words: tuple[str, ...], spellings: tuple) -> None:
@@ -333,5 +334,5 @@ def cli_commands() -> dict[tuple[str, ...], Command]:
                 spelled = tuple(names[id(sub)])
                 walk(sub, (*words, spelled[0]), (*spellings, spelled))
 
-    walk(build_parser(), (), ())
+    walk(build_parser() if parser is None else parser, (), ())
     return found
