@@ -12,7 +12,7 @@ DEMO_ABLATION ?= results/demo-ablation
 # executed copies of the notebooks: written by the notebook tests, rendered by the docs site
 EXECUTED ?= build/notebooks
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-FAST := not model and not notebook and not browser and not ray and not study
+FAST := not model and not notebook and not browser and not ray and not study and not slow
 
 .PHONY: demo test test-fast lint docs notebooks site setup browser clean
 
@@ -43,8 +43,9 @@ browser:
 			chromium chromium-driver; \
 	fi
 
-# tiny models only, no notebooks, no browser, no Ray, no whole studies: the check to run
-# after every change
+# tiny models only, no notebooks, no browser, no Ray, no whole studies, not the slowest tiny
+# tests (marker slow: the model families in bfloat16, the CLI's warnings in fresh processes,
+# the non-word script): the check to run after every change
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "$(FAST)" -q
 

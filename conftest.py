@@ -113,9 +113,19 @@ def _doctest_namespace(request, doctest_namespace):
 def pytest_configure(config):
     """``TL_LOCALIZE_TEST_BF16_FAST=1`` runs the suite as on a machine that computes bfloat16
     fast (a CUDA GPU, a CPU with AMX / AVX512-BF16): ``dtype="auto"`` resolves to bfloat16
-    whatever this machine's CPU, so a test that assumes float32 shows itself here."""
+    whatever this machine's CPU, so a test that assumes float32 shows itself here.
+
+    A run that leaves out the real-weights tier (``-m "not model ..."``, as ``make test-fast``)
+    computes on one thread, here and in the processes its tests start: tiny models lose more to
+    threads' overhead than they gain from them. A run with the model tier, or with
+    ``OMP_NUM_THREADS`` set, keeps its threads."""
     import os
 
+    if "not model" in (config.option.markexpr or "") and "OMP_NUM_THREADS" not in os.environ:
+        import torch
+
+        torch.set_num_threads(1)
+        os.environ["OMP_NUM_THREADS"] = "1"
     if os.environ.get("TL_LOCALIZE_TEST_BF16_FAST") == "1":
         import tl_localize.options
 
@@ -128,6 +138,16 @@ SHARED_DATA = Path(__file__).resolve().parents[1] / "shared" / "data"
 @pytest.fixture(scope="session")
 def tiny():
     return tiny_model()
+
+
+@pytest.fixture(scope="session")
+def saved_loc(tiny, toy_contrast, tmp_path_factory):
+    """A localization of ``tiny`` (the toy contrast, top 6) and the folder it was saved in."""
+    from tl_localize import localize
+
+    loc = localize(tiny, toy_contrast, top=6, progress=False)
+    folder = loc.save(tmp_path_factory.mktemp("saved") / "loc", figure=False)
+    return loc, folder
 
 
 @pytest.fixture(scope="session")

@@ -133,6 +133,7 @@ def _warnings(stderr: str) -> list[str]:
     return [line for line in re.split(r"[\r\n]", stderr) if "warning" in line.lower()]
 
 
+@pytest.mark.slow  # three fresh processes that load a model: `make test`, not test-fast
 def test_quiet_and_one_line_warnings(small_csv, tiny_hf, tmp_path):
     # fdr at 1e-12 selects no unit on this contrast: one warning that matters
     base = [*CLI, "localize", "--model", str(tiny_hf["llama"]), "--contrast", str(small_csv),

@@ -34,6 +34,7 @@ def test_builtin_nonwords_are_not_english():
     assert not words & {w for text in c.positive for w in text.split()}
 
 
+@pytest.mark.slow  # regenerates every non-word list: `make test`, not test-fast
 def test_nonword_script_reproduces_the_shipped_file():
     script = Path(str(resources.files("tl_localize.stimuli"))) / "language" / "make_nonwords.py"
     result = subprocess.run([sys.executable, str(script), "--check"], capture_output=True)

@@ -20,7 +20,8 @@ from tl_localize import SITES, ablated, check_model, compare_ablation, evaluate,
 from tl_localize.adapters import ADAPTERS
 from tl_localize.models import generation_check, kv_cache_agrees, load_model, model_dtype
 
-DTYPES = ("float32", "bfloat16")
+# bfloat16 in the slow tier: `make test` runs it, `make test-fast` does not
+DTYPES = ("float32", pytest.param("bfloat16", marks=pytest.mark.slow))
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,10 @@ from functools import partial as P
 from pathlib import Path
 from typing import Any
 
+import _hostile as hostile
 import numpy as np
 import pandas as pd
 import pytest
-import test_hostile as hostile
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -33,10 +33,10 @@ from tl_localize.data.stories import load_tomloc
 from tl_localize.data.syntaxgym import load_suites
 
 Work = hostile.Work
-# the fixtures of test_hostile, shared: the working folder and its saved localization, and
-# the guard that fails a test loading a model before its arguments are checked
+# the fixtures of tests/_hostile.py, shared: the working folder (with the saved localization
+# of conftest's saved_loc), and the guard that fails a test loading a model before its
+# arguments are checked
 work = hostile.work
-saved_loc = hostile.saved_loc
 no_model = hostile.no_model
 
 ZERO_WIDTH = "\u200b\u2060\ufeff"  # zero-width space, word joiner, byte-order mark

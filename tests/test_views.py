@@ -93,8 +93,19 @@ def test_head_attention_view(tiny, units):
     view = head_attention_view(tiny, [(0, 1), (2, 3)], TEXTS[:2])
     assert view.html.count(BUNDLE_TAG) == 1 and view.html.count("CircuitsVis.render(") == 2
     assert "L2H3" in view.html
+    # the first rows of head_writes pick the heads: their names and their attention patterns
     frame = head_writes(tiny, units, TEXTS[:2])
-    assert head_attention_view(tiny, frame.head(2), TEXTS[:1]).html.count("L") > 0
+    top = list(zip(frame["layer"].head(2), frame["head"].head(2), strict=True))
+    view = head_attention_view(tiny, frame.head(2), TEXTS[:1])
+    (part,) = view.parts
+    assert part.title == TEXTS[0] and part.component == "AttentionHeads"
+    assert part.props["attentionHeadNames"] == [f"L{layer}H{head}" for layer, head in top]
+    ids = torch.tensor([tiny.tokenizer(TEXTS[0])["input_ids"]])
+    with torch.no_grad():
+        _, cache = tiny.run_with_cache(ids)
+    expected = [cache[f"blocks.{layer}.attn.hook_pattern"][0, head] for layer, head in top]
+    got = torch.tensor(part.props["attention"])
+    torch.testing.assert_close(got, torch.stack(expected).float(), rtol=1e-4, atol=1e-6)
     with pytest.raises(LocalizeError, match=r"Head \(5, 0\) does not exist"):
         head_attention_view(tiny, [(5, 0)], TEXTS[:1])
     with pytest.raises(LocalizeError, match="residual-stream units"):
