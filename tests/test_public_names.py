@@ -107,3 +107,48 @@ def test_minimal_pairs_frame_and_read_jsonl(tmp_path, toy_pairs):
     path.write_text('{"a": 1}\n{x\n', encoding="utf-8")
     with pytest.raises(LocalizeError, match=r"p\.jsonl, line 2"):
         evaluate.read_jsonl(path)
+
+
+def test_brain_and_attribution_configs_check_their_fields():
+    from tl_localize import AttributionConfig, BrainConfig
+
+    assert BrainConfig().folds == 10 and tuple(BrainConfig(ceiling=[0.5, 0.8]).ceiling) == (
+        0.5,
+        0.8,
+    )
+    with pytest.raises(LocalizeError, match="ceiling") as error:
+        BrainConfig(ceiling=1.5)
+    assert error.value.field == "ceiling"
+    assert (AttributionConfig().check_units, AttributionConfig().check_items) == (40, 32)
+    with pytest.raises(LocalizeError, match="unaligned"):
+        AttributionConfig(unaligned="keep")
+
+
+def test_brain_data_spec_reads_a_header_and_names_a_missing_column(tmp_path):
+    from tl_localize.study import BrainDataSpec
+
+    csv = tmp_path / "brain.csv"
+    pd.DataFrame({"Sentence": ["a b", "c d"], "EffectSize": [0.1, 0.2]}).to_csv(csv, index=False)
+    found = BrainDataSpec.parse("brain.data[0]", {"path": "brain.csv"}, tmp_path)
+    assert (found.path, found.name, found.responses) == (str(csv), "brain", ["EffectSize"])
+    with pytest.raises(LocalizeError, match=r"brain.data\[0\].responses: .*no column 'BOLD'"):
+        BrainDataSpec.parse("brain.data[0]", {"path": "brain.csv", "responses": ["BOLD"]}, tmp_path)
+
+
+def test_study_status_lists_each_planned_job(tmp_path, tiny_hf):
+    from tl_localize.study import Study, plan_study, run_study, study_status
+
+    small_csv = tmp_path / "small.csv"
+    texts = ["the cat sat", "a dog ran", "we saw a fox", "zq vbk", "plo fwe", "xxv qql"]
+    pd.DataFrame({"text": texts, "condition": list("SSSNNN")}).to_csv(small_csv, index=False)
+
+    spec = {"name": "status", "models": [{"label": "llama", "spec": str(tiny_hf["llama"])}],
+            "networks": [{"name": "lang", "contrast": str(small_csv), "positive": "S",
+                          "negative": "N", "top": [0.05]}],
+            "tasks": {"builtin": {"n_per_paradigm": 1}}}  # fmt: skip
+    run_study(Study.from_dict(spec), tmp_path / "out", retry_failed=True, progress=False)
+    status = study_status(tmp_path / "out")
+    planned = plan_study(Study.from_dict(spec))
+    assert len(status) == len(planned) and set(status["status"]) == {"pending"}
+    with pytest.raises(LocalizeError, match="not a study folder"):
+        study_status(tmp_path)

@@ -82,7 +82,7 @@ def test_reliability_runs_the_model_once(tiny, toy_contrast, monkeypatch):
     with pytest.raises(LocalizeError, match="at least 4 per condition"):
         small = Contrast("s", {"a": ["x y", "y z", "z x"], "b": ["q", "w", "e"]}, "a", "b")
         reliability(tiny, small, top=3, progress=False)
-    with pytest.raises(LocalizeError, match="not 'fdr:0.05'"):
+    with pytest.raises(LocalizeError, match="top='fdr:0.05'.*not a significance threshold"):
         reliability(tiny, toy_contrast, top="fdr:0.05", progress=False)
     with pytest.raises(LocalizeError, match="unknown settings"):
         reliability(tiny, toy_contrast, top=6, holdout=0.5, progress=False)
