@@ -64,6 +64,7 @@ from .results import (
     check_same_model,
     now,
     read_record,
+    read_result_record,
     versions,
     write_record,
 )
@@ -706,14 +707,8 @@ class AttributionCheck:
         """Read a folder written by :meth:`save`; with ``model``, refuse one made for
         another model."""
         folder = Path(folder)
-        record = read_record(folder, "a saved attribution check")
-        check_kind(folder, record, CHECK_KIND)
-        config = record.pop("config", None)
-        if not isinstance(config, dict) or not {"kind", "n_pairs"} <= set(config):
-            raise LocalizeError(
-                f"{folder / 'record.json'} has no complete 'config' (kind, n_pairs); check "
-                "the attribution again to write a complete folder."
-            )
+        what = "a saved attribution check"
+        record, config = read_result_record(folder, CHECK_KIND, what, ("kind", "n_pairs"))
         frame = read_csv(folder / "check.csv", "table of an attribution check")
         missing = [c for c in ("layer", "unit", "sampled", "estimate", "actual") if c not in frame]
         if missing:

@@ -39,9 +39,8 @@ from .protocol import Model
 from .results import (
     atomic_folder,
     base_record,
-    check_kind,
     check_same_model,
-    read_record,
+    read_result_record,
     write_record,
 )
 from .ridge import ALPHAS, encode_sets, fold_splits, pearson_rows
@@ -547,14 +546,8 @@ class BrainAlignment:
         refuse one made for another model. The record must be a brain alignment's with its
         ``config``; the predictions (read without unpickling) must be one per table row."""
         folder = Path(folder)
-        record = read_record(folder, "a saved brain alignment (tl-localize brain --out ...)")
-        check_kind(folder, record, KIND)
-        settings = record.pop("config", None)
-        if not isinstance(settings, dict):
-            raise LocalizeError(
-                f"{folder / 'record.json'} has no 'config' object, so how the alignment was "
-                "made is unknown; run the alignment again to write a complete folder."
-            )
+        what = "a saved brain alignment (tl-localize brain-alignment --out ...)"
+        record, settings = read_result_record(folder, KIND, what)
         table = read_csv(folder / "alignment.csv", "table of a brain alignment")
         verdicts = read_csv(folder / "verdicts.csv", "verdicts of a brain alignment")
         missing = [c for c in ("model", "data", "set", "match", "n_units", "r") if c not in table]

@@ -50,9 +50,8 @@ from .protocol import Hook, Model
 from .results import (
     atomic_folder,
     base_record,
-    check_kind,
     check_same_model,
-    read_record,
+    read_result_record,
     write_record,
 )
 from .stats import (
@@ -235,14 +234,8 @@ class AblationComparison:
         refuse one made for another model. The record must be an ablation's with its
         ``config``, and the tables must have the columns this version writes."""
         folder = Path(folder)
-        record = read_record(folder, "a saved ablation comparison (tl-localize ablate --out ...)")
-        check_kind(folder, record, KIND)
-        settings = record.pop("config", None)
-        if not isinstance(settings, dict):
-            raise LocalizeError(
-                f"{folder / 'record.json'} has no 'config' object, so how the comparison was "
-                "made is unknown; run the comparison again to write a complete folder."
-            )
+        what = "a saved ablation comparison (tl-localize compare-ablation --out ...)"
+        record, settings = read_result_record(folder, KIND, what)
         tables = {
             name: read_csv(folder / f"{name}.csv", f"{name} table of an ablation comparison")
             for name in ("ablation", "verdicts", "items")

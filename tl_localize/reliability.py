@@ -41,9 +41,8 @@ from .protocol import Model
 from .results import (
     atomic_folder,
     base_record,
-    check_kind,
     check_same_model,
-    read_record,
+    read_result_record,
     write_record,
 )
 from .sites import get_site
@@ -388,15 +387,9 @@ class LocalizerPower:
         """Read a folder written by :meth:`save` (or ``tl-localize reliability --sizes``);
         with ``model``, refuse one measured on another model."""
         folder = Path(folder)
-        record = read_record(folder, "a saved localizer power (tl-localize reliability --out)")
-        check_kind(folder, record, KIND)
-        config = record.pop("config", None)
         needed = ("model", "contrast", "site", "top", "selection", "n_splits", "seed")
-        if not isinstance(config, dict) or any(k not in config for k in needed):
-            raise LocalizeError(
-                f"{folder / 'record.json'} has no complete 'config' (it needs {list(needed)}); "
-                "measure the power again to write a complete folder."
-            )
+        what = "a saved localizer power (tl-localize reliability --out)"
+        record, config = read_result_record(folder, KIND, what, needed)
         table = read_csv(folder / "power.csv", "table of a localizer power")
         splits = read_csv(folder / "splits.csv", "splits of a localizer power")
         missing = [c for c in ("size", "dice", "dice_low", "dice_high", "t_corr") if c not in table]

@@ -152,6 +152,24 @@ def result_class(kind: str) -> type:
     return cls
 
 
+def read_result_record(
+    folder: Path, kind: str, what: str, needed: tuple[str, ...] = ()
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The record of a saved result of ``kind`` and its ``config`` (taken out of it), read
+    strictly: another kind, or a config that is missing or lacks one of ``needed``, is one
+    LocalizeError naming the file and the fix."""
+    record = read_record(folder, what)
+    check_kind(folder, record, kind)
+    config = record.pop("config", None)
+    if not isinstance(config, dict) or any(k not in config for k in needed):
+        lacking = f" (it needs {list(needed)})" if needed else ""
+        raise LocalizeError(
+            f"{folder / 'record.json'} has no complete 'config'{lacking}, so how the {kind} "
+            f"was made is unknown; make the {kind} again to write a complete folder."
+        )
+    return record, config
+
+
 def check_kind(
     folder: str | Path, record: dict[str, Any], kind: str, *, required: bool = True
 ) -> None:
