@@ -30,6 +30,16 @@ RELIABILITY_LOCALIZE = (
 )  # fmt: skip
 
 
+def _given(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
+    """The localizer settings of ``names`` as given on the command line (None: not given;
+    ``absolute`` is offered as ``--signed``); the preset is resolve_config's own argument."""
+    return {
+        name: (False if args.signed else None) if name == "absolute" else getattr(args, name)
+        for name in names
+        if name != "preset"
+    }
+
+
 def _cmd_localize(args: argparse.Namespace) -> int:
     from ..config import resolve_config
     from ..localize import holdout_split, localize
@@ -37,20 +47,7 @@ def _cmd_localize(args: argparse.Namespace) -> int:
 
     check_output(args.out, force=args.force)
     contrast = contrast_from_args(args)
-    settings = {
-        "site": args.site,
-        "top": args.top,
-        "band": args.band,
-        "pooling": args.pooling,
-        "selection": args.selection,
-        "batch_size": args.batch_size,
-        "truncate": args.truncate,
-        "prepend_bos": args.prepend_bos,
-        "absolute": False if args.signed else None,
-        "holdout": args.holdout,
-        "seed": args.seed,
-        "n_permutations": args.n_permutations,
-    }
+    settings = _given(args, LOCALIZE_SETTINGS)
     with options_named():
         config = resolve_config(args.preset, contrast.pooling, **settings)  # every setting
     if config.holdout is not None:  # each condition must leave enough texts on both sides
@@ -79,15 +76,7 @@ def _cmd_reliability(args: argparse.Namespace) -> int:
 
     check_output(args.out, force=args.force)
     contrast = contrast_from_args(args)
-    settings = {
-        "site": args.site,
-        "pooling": args.pooling,
-        "selection": args.selection,
-        "batch_size": args.batch_size,
-        "truncate": args.truncate,
-        "prepend_bos": args.prepend_bos,
-        "absolute": False if args.signed else None,
-    }
+    settings = _given(args, RELIABILITY_LOCALIZE)
     with options_named():
         resolve_config(args.preset, contrast.pooling, top=args.top, **settings)
     config_from_args(ReliabilityConfig, args, sizes="auto")  # --top, --n-splits, --seed
