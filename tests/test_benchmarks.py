@@ -25,13 +25,14 @@ def table_rows(text: str, first: str) -> list[list[str]]:
 
 
 @pytest.mark.model
-def test_gpu_benchmark_runs_its_cpu_path_to_the_end():
+def test_gpu_benchmark_runs_its_cpu_path_to_the_end(shared_data):
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
     out = subprocess.run(
-        [sys.executable, "benchmarks/gpu.py", "--device", "cpu", "--tiny"],
+        [sys.executable, "benchmarks/gpu.py", "--device", "cpu", "--tiny",
+         "--brain", str(shared_data / "brain" / "tuckute2024_language_network.csv")],
         cwd=ROOT, capture_output=True, text=True, env=env, timeout=1200,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
