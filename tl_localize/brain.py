@@ -542,9 +542,10 @@ class BrainAlignment:
 
     @classmethod
     def load(cls, folder: str | Path, model: Model | None = None) -> BrainAlignment:
-        """Read a folder written by :meth:`save` (or ``tl-localize brain``); with ``model``,
-        refuse one made for another model. The record must be a brain alignment's with its
-        ``config``; the predictions (read without unpickling) must be one per table row."""
+        """Read a folder written by :meth:`save` (or ``tl-localize brain-alignment``); with
+        ``model``, refuse one made for another model. The record must be a brain alignment's
+        with its ``config``; the predictions (read without unpickling) must be one per table
+        row."""
         folder = Path(folder)
         what = "a saved brain alignment (tl-localize brain-alignment --out ...)"
         record, settings = read_result_record(folder, KIND, what)

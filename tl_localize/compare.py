@@ -230,9 +230,9 @@ class AblationComparison:
 
     @classmethod
     def load(cls, folder: str | Path, model: Model | None = None) -> AblationComparison:
-        """Read a folder written by :meth:`save` (or ``tl-localize ablate``); with ``model``,
-        refuse one made for another model. The record must be an ablation's with its
-        ``config``, and the tables must have the columns this version writes."""
+        """Read a folder written by :meth:`save` (or ``tl-localize compare-ablation``); with
+        ``model``, refuse one made for another model. The record must be an ablation's with
+        its ``config``, and the tables must have the columns this version writes."""
         folder = Path(folder)
         what = "a saved ablation comparison (tl-localize compare-ablation --out ...)"
         record, settings = read_result_record(folder, KIND, what)
