@@ -304,6 +304,9 @@ def test_attribute_and_report_commands(default_model, tmp_path, capsys):
     assert main(args) == 2 and "already exists" in capsys.readouterr().err
     assert main(["report", str(tmp_path)]) == 0
     images, views, resources, errors = browser_check(tmp_path / "report.html")
-    assert len(images) == 4 and all(done and width > 0 for _, done, width in images)
+    # each section's card (localization, attribution) has its figure, then the saved figures
+    names = sorted(name for name, _, _ in images)
+    assert names == ["attribution", "check", "figure", "figure", "layers", "layers"], names
+    assert all(done and width > 0 for _, done, width in images)
     assert views == [1, 1, 1]  # top stimuli, and the heads on a sentence and a non-word list
     assert all(not r.startswith("http") for r in resources) and errors == []
