@@ -491,19 +491,14 @@ class BrainSpec:
     n_permutations: int = _default(BrainConfig, "n_permutations")
     batch_size: int = _default(BrainConfig, "batch_size")
 
-    # the settings a job's key always holds; the others only when they differ from their
-    # defaults (keys of studies written before them stay the same)
-    KEYED = ("folds", "n_random", "match", "seed")
+    KEYED = ("folds", "n_random", "match", "seed")  # see _job_key
 
     def settings(self) -> dict[str, Any]:
         """The settings as brain_alignment takes them (the datasets apart)."""
         return {f.name: getattr(self, f.name) for f in _fields(type(self)) if f.name != "data"}
 
     def key(self) -> dict[str, Any]:
-        default = type(self)()
-        return {
-            k: v for k, v in self.settings().items() if k in self.KEYED or v != getattr(default, k)
-        }
+        return _job_key(self, self.settings(), self.KEYED)
 
     @classmethod
     def parse(cls, path: str, data: Any, base: Path) -> BrainSpec:
@@ -535,15 +530,10 @@ class AttributionSpec:
     batch_size: int = _default(AttributionConfig, "batch_size")
     seed: int = _default(AttributionConfig, "seed")
 
-    KEYED = ("tasks", "n_items")  # as BrainSpec.KEYED
+    KEYED = ("tasks", "n_items")  # see _job_key
 
     def key(self) -> dict[str, Any]:
-        default = type(self)()
-        return {
-            f.name: getattr(self, f.name)
-            for f in _fields(type(self))
-            if f.name in self.KEYED or getattr(self, f.name) != getattr(default, f.name)
-        }
+        return _job_key(self, asdict(self), self.KEYED)
 
     @classmethod
     def parse(cls, path: str, data: Any, base: Path) -> AttributionSpec:
@@ -560,6 +550,14 @@ class AttributionSpec:
 
 def _fields(cls: type) -> list[Any]:
     return list(fields(cls))
+
+
+def _job_key(spec: Any, settings: dict[str, Any], keyed: tuple[str, ...]) -> dict[str, Any]:
+    """The part of a job's key a spec table gives: the ``keyed`` settings always, the others
+    only where they differ from their defaults (keys of studies written before those
+    settings existed stay the same)."""
+    default = type(spec)()
+    return {k: v for k, v in settings.items() if k in keyed or v != getattr(default, k)}
 
 
 def _task_options(path: str, data: Any, base: Path) -> dict[str, dict[str, Any]]:
