@@ -15,6 +15,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
+# A 16-text contrast (sentences S, non-word lists N) for the study and start-up benchmarks.
+SMALL_STIMULI = {
+    "S": ["the cat sat on the mat", "a dog ran in the park", "we saw a red fox",
+          "the hen laid an egg", "my owl sleeps all day", "the cow ate the grass",
+          "an elk stood still", "the ram ran up the hill"],
+    "N": ["zq vbk qqp", "plo fwe zzt", "xxv qql mmp", "brq tts vvn", "kkl zzr oop",
+          "fft yyq wwe", "gzq pqt lln", "rrm ssd qqw"],
+}  # fmt: skip
+
+
+def write_small_contrast(path: Path) -> Path:
+    """:data:`SMALL_STIMULI` as a contrast CSV (``text``, ``condition``) at ``path``."""
+    import pandas as pd
+
+    rows = [{"text": t, "condition": c} for c, texts in SMALL_STIMULI.items() for t in texts]
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
 # Random-init models of real shapes (Llama configs as the SmolLM2 checkpoints have them).
 SHAPES: dict[str, dict[str, Any]] = {
     "135M": {"num_hidden_layers": 30, "hidden_size": 576, "num_attention_heads": 9,

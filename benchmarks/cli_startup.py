@@ -25,26 +25,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's conftest
+from _common import write_small_contrast
+
 from conftest import save_tiny_hf
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "transformers", "transformer_lens")
-STIMULI = {
-    "S": ["the cat sat on the mat", "a dog ran in the park", "we saw a red fox",
-          "the hen laid an egg", "my owl sleeps all day", "the cow ate the grass",
-          "an elk stood still", "the ram ran up the hill"],
-    "N": ["zq vbk qqp", "plo fwe zzt", "xxv qql mmp", "brq tts vvn", "kkl zzr oop",
-          "fft yyq wwe", "gzq pqt lln", "rrm ssd qqw"],
-}  # fmt: skip
 
 
 def _study(root: Path) -> Path:
     save_tiny_hf(root / "llama", "llama")
-    rows = [{"text": t, "condition": c} for c, texts in STIMULI.items() for t in texts]
-    pd.DataFrame(rows).to_csv(root / "small.csv", index=False)
+    write_small_contrast(root / "small.csv")
     spec = root / "study.toml"
     spec.write_text(
         f'name = "cli-startup"\n[[models]]\nlabel = "llama"\nspec = "{root / "llama"}"\n'

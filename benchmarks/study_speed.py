@@ -27,16 +27,10 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's conftest
+from _common import write_small_contrast
+
 from conftest import save_tiny_hf
 from tl_localize.study import Study, StudyResult, run_study
-
-STIMULI = {
-    "S": ["the cat sat on the mat", "a dog ran in the park", "we saw a red fox",
-          "the hen laid an egg", "my owl sleeps all day", "the cow ate the grass",
-          "an elk stood still", "the ram ran up the hill"],
-    "N": ["zq vbk qqp", "plo fwe zzt", "xxv qql mmp", "brq tts vvn", "kkl zzr oop",
-          "fft yyq wwe", "gzq pqt lln", "rrm ssd qqw"],
-}  # fmt: skip
 
 
 def main() -> None:
@@ -53,8 +47,7 @@ def run(size: str, args: argparse.Namespace) -> None:
     tiny = {
         arch: save_tiny_hf(root / arch, arch, seed=i) for i, arch in enumerate(("llama", "gpt2"))
     }
-    rows = [{"text": t, "condition": c} for c, texts in STIMULI.items() for t in texts]
-    pd.DataFrame(rows).to_csv(root / "small.csv", index=False)
+    write_small_contrast(root / "small.csv")
     study = Study.from_dict(
         {
             "name": "speed",
