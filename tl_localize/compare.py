@@ -43,7 +43,7 @@ from .ablation import (
 from .config import AblationConfig
 from .data.io import read_csv
 from .errors import LocalizeError
-from .localize import Localization, parse_top, select_top
+from .localize import Localization, parse_top
 from .models import model_signature
 from .options import BLOCKED
 from .protocol import Hook, Model
@@ -432,9 +432,7 @@ def selected_units(
 ) -> Units:
     """The localization's selected set at ``fraction`` of the site (its top units by t,
     ranked as the localization ranks them), or the units of ``band`` of the ranking."""
-    if band is not None:
-        return loc.select(band=band)
-    return loc.units.with_mask(select_top(loc.stats["t"], fraction, loc.config.selection))
+    return loc.select(band=band) if band is not None else loc.select(top=fraction)
 
 
 @dataclass
