@@ -117,6 +117,11 @@ def test_brain_and_attribution_settings_of_a_study_reach_their_jobs_only(
     spelled = {**base, "brain": {**base["brain"], "n_boot": 1000, "include_all": True},
                "attribution": {"tasks": ["builtin"], "batch_size": 16, "seed": 0}}  # fmt: skip
     assert {j.id: j.key for j in plan_study(Study.from_dict(spelled))} == keys
+    # ... and hash what studies hashed before these settings existed
+    plain = Study.from_dict(spelled)
+    assert plain.brain.key() == {"folds": 4, "n_random": 3, "match": ["uniform", "magnitude"],
+                                 "seed": 0}  # fmt: skip
+    assert plain.attribution.key() == {"tasks": ["builtin"], "n_items": None}
     brain = {**base["brain"], "n_boot": 200, "ceiling": 0.5, "include_all": False}
     attribution = {"tasks": ["builtin"], "batch_size": 4, "unaligned": "drop"}
     changed = {**base, "brain": brain, "attribution": attribution}
