@@ -298,6 +298,24 @@ def test_a_study_runs_resumes_and_reports(tmp_path, small_contrast, tiny_hf, cap
 
 
 @pytest.mark.study
+def test_brain_and_attribution_settings_of_a_study_are_used(tmp_path, small_contrast, tiny_hf):
+    csv = tmp_path / "brain.csv"
+    responses = np.random.default_rng(0).normal(size=16)
+    pd.DataFrame({"Sentence": STIMULI + JUNK, "EffectSize": responses}).to_csv(csv, index=False)
+    data = spec([{"label": "llama", "spec": str(tiny_hf["llama"]), "dtype": "float32"}],
+                small_contrast, brain={"data": [{"path": str(csv)}], "folds": 4, "n_boot": 200,
+                                       "n_permutations": 50, "include_all": False,
+                                       "n_random": 1, "match": ["uniform"]},
+                attribution={"tasks": ["builtin"], "n_items": 8, "batch_size": 4})  # fmt: skip
+    result = run_study(Study.from_dict(data), tmp_path / "out", progress=False)
+    assert (result.status()["status"] == "done").all(), result.failures()
+    brain = tmp_path / "out" / "jobs" / "llama" / "brain-lang-brain"
+    assert set(pd.read_csv(brain / "alignment.csv")["set"]) == {"selected", "random"}  # no "all"
+    config = json.loads((brain / "record.json").read_text())["config"]
+    assert (config["n_boot"], config["n_permutations"], config["folds"]) == (200, 50, 4)
+
+
+@pytest.mark.study
 def test_a_study_with_bands_and_least_active_controls(tmp_path, small_contrast, tiny_hf):
     data = spec([{"label": "llama", "spec": str(tiny_hf["llama"])}], small_contrast)
     data["networks"][0]["band"] = [[0.5, 0.55], [0.95, 1.0]]
